@@ -1,0 +1,69 @@
+"""Chinese-aware chunking: whole sentences packed up to a character budget, with overlap.
+
+Our own because llama-index's SentenceSplitter counts tiktoken tokens and splits on
+Western punctuation, which cuts Chinese text mid-sentence.
+"""
+
+from __future__ import annotations
+
+from kb.models import Chunk, Document, Section, content_hash
+from kb.text import split_sentences
+
+SECTION_SEP = " > "
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """Sentences, with any sentence longer than ``size`` cut into ``size``-character pieces."""
+    out: list[str] = []
+    for s in split_sentences(text):
+        out.extend(s[i : i + size] for i in range(0, len(s), size))
+    return out
+
+
+def pack(text: str, size: int, overlap: int) -> list[str]:
+    """Greedy packing of whole sentences; each new chunk repeats up to ``overlap`` chars of tail."""
+    chunks: list[list[str]] = []
+    cur: list[str] = []
+    cur_len = 0
+    for s in _pieces(text, size):
+        if cur and cur_len + len(s) > size:
+            chunks.append(cur)
+            tail: list[str] = []
+            for prev in reversed(cur):
+                if sum(map(len, tail)) + len(prev) > overlap or len(prev) + len(s) > size:
+                    break
+                tail.insert(0, prev)
+            cur, cur_len = tail, sum(map(len, tail))
+        cur.append(s)
+        cur_len += len(s)
+    if cur:
+        chunks.append(cur)
+    return ["".join(_join(c)) for c in chunks]
+
+
+def _join(sents: list[str]) -> list[str]:
+    """Sentences back to text: Latin sentences get a space between them, CJK ones none."""
+    out: list[str] = []
+    for s in sents:
+        if out and out[-1][-1:].isascii() and s[:1].isascii():
+            out.append(" ")
+        out.append(s)
+    return out
+
+
+def section_label(doc: Document, section: Section) -> str:
+    return SECTION_SEP.join(section.path) if section.path else doc.title
+
+
+def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
+    """Chunks of a document; the heading path goes into the embedded text as context."""
+    chunks: list[Chunk] = []
+    for section in doc.sections:
+        label = section_label(doc, section)
+        for text in pack(section.text, size, overlap):
+            # plan headings are self-explanatory; a paper's are not without its title
+            context = label if doc.kind == "plan" or label == doc.title else f"{doc.title}{SECTION_SEP}{label}"
+            embed_text = f"{context}\n{text}"
+            cid = content_hash(doc.doc_id, str(len(chunks)), embed_text)
+            chunks.append(Chunk(cid, doc.doc_id, len(chunks), text, embed_text, label, section.page))
+    return chunks

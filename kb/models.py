@@ -1,0 +1,98 @@
+"""Shapes shared by the write path, the read path, the CLI and the API."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+KINDS = ("plan", "paper", "project", "need", "result")
+
+
+def content_hash(*parts: str) -> str:
+    """Stable short hash of text parts (ids and change detection)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text under one heading path (and page, for PDFs)."""
+
+    text: str
+    path: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    ord: int
+    text: str
+    embed_text: str
+    section: str
+    page: int | None
+
+
+@dataclass
+class Document:
+    """One logical document: a plan, a paper, one project row or one need/result record."""
+
+    doc_id: str
+    kind: str
+    title: str
+    source: str
+    sections: list[Section]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{s.text}" for s in self.sections)
+        return content_hash(self.kind, self.title, repr(sorted(self.meta.items())), body)
+
+
+class FailedItem(BaseModel):
+    path: str
+    error: str
+
+
+class IngestReport(BaseModel):
+    ingested: int = 0
+    skipped: int = 0
+    chunks: int = 0
+    deleted: int = 0
+    failed: list[FailedItem] = Field(default_factory=list)
+
+
+class SearchHit(BaseModel):
+    id: str
+    doc_id: str
+    score: float
+    text: str
+    title: str
+    kind: str
+    source: str
+    section: str
+    page: int | None
+    highlighted: str = ""
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    took_ms: float
+    hits: list[SearchHit]
+
+
+class Stats(BaseModel):
+    documents: int
+    chunks: int
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    embed_model: str | None = None
+    lexical: str | None = None

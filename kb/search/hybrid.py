@@ -1,0 +1,111 @@
+"""The read path: dense (Chroma) + BM25 candidates, weighted fusion, filters, highlights."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kb import lexical
+from kb.embed import Embedder, load_embedder
+from kb.errors import BadQueryError, IndexMismatchError
+from kb.manifest import Manifest
+from kb.models import SearchHit, SearchResponse
+from kb.search.filters import chroma_where, validate
+from kb.search.fuse import fuse
+from kb.search.highlight import mark
+from kb.settings import Settings
+from kb.store import VectorStore, open_collection
+from kb.text import normalize
+
+MAX_QUERY = 2000
+METHODS = ("hybrid", "dense", "bm25")
+
+
+def clean_query(query: str) -> str:
+    """A normalised query; empty or punctuation-only queries are refused, long ones cut."""
+    q = normalize(query or "")[:MAX_QUERY]
+    if not any(ch.isalnum() for ch in q):
+        raise BadQueryError("query is empty or has no letters, digits or Chinese characters")
+    return q
+
+
+class Searcher:
+    """Holds the open indexes and the model, so a batch of queries loads them once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(settings.manifest_path)
+        self.vectors = VectorStore(open_collection(settings.chroma_dir))
+        self._lexical: lexical.LexicalIndex | None = None
+        self._lexical_mtime = -1.0
+        self._embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            emb = load_embedder(self.settings.embed_model, self.settings.embed_batch)
+            built = self.manifest.get_meta("embed_model")
+            if built and built != emb.name:
+                raise IndexMismatchError(f"index built with {built}, but KB_EMBED_MODEL gives {emb.name}")
+            self._embedder = emb
+        return self._embedder
+
+    @property
+    def lexical(self) -> lexical.LexicalIndex | None:
+        """The BM25 index, reloaded when a writer has replaced it on disk."""
+        marker = self.settings.bm25_dir / "rows.json"
+        mtime = marker.stat().st_mtime if marker.exists() else -1.0
+        if mtime != self._lexical_mtime:
+            self._lexical = lexical.load(self.settings.bm25_dir)
+            self._lexical_mtime = mtime
+        return self._lexical
+
+    def _dense(self, query: str, k: int, eq: dict[str, str], section: str | None) -> list[tuple[str, float]]:
+        vec = self.embedder.queries([query])[0]
+        where = chroma_where(eq)
+        hits = self.vectors.query(vec, k * (5 if section else 1), where)
+        if section:
+            rows = self.manifest.chunk_rows([i for i, _ in hits])
+            hits = [(i, s) for i, s in hits if rows.get(i, {}).get("section", "").startswith(section)]
+        return hits[:k]
+
+    def _bm25(self, query: str, k: int, eq: dict[str, str], section: str | None) -> list[tuple[str, float]]:
+        idx = self.lexical
+        if idx is None:
+            return []
+        return idx.search(query, k, idx.mask(eq, section))
+
+    def search(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None,
+               method: str = "hybrid") -> SearchResponse:
+        """Top-k hits for a query; ``method`` picks hybrid, dense-only or BM25-only (for eval)."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+        start = time.perf_counter()
+        q = clean_query(query)
+        if not 1 <= top_k <= 1000:
+            raise BadQueryError("top_k must be between 1 and 1000")
+        eq, section = validate(filters)
+        n = max(self.settings.candidates, top_k)
+        dense = self._dense(q, n, eq, section) if method in ("hybrid", "dense") else []
+        bm25 = self._bm25(q, n, eq, section) if method in ("hybrid", "bm25") else []
+        w = {"dense": (1.0, 0.0), "bm25": (0.0, 1.0)}.get(method, (self.settings.w_dense, self.settings.w_bm25))
+        fused = fuse(dense, bm25, *w)[:top_k]
+        rows = self.manifest.chunk_rows([i for i, *_ in fused])
+        hits = [self._hit(rows[i], s, d, b, q) for i, s, d, b in fused if i in rows]
+        took = (time.perf_counter() - start) * 1000
+        return SearchResponse(query=query, took_ms=round(took, 1), hits=hits)
+
+    @staticmethod
+    def _hit(row: dict[str, Any], score: float, dense: float | None, bm25: float | None, q: str) -> SearchHit:
+        return SearchHit(
+            id=row["chunk_id"], doc_id=row["doc_id"], score=round(score, 4), text=row["text"],
+            title=row["title"], kind=row["kind"], source=Path(row["source"]).name,
+            section=row["section"], page=row["page"], highlighted=mark(row["text"], q),
+            dense_score=None if dense is None else round(dense, 4),
+            bm25_score=None if bm25 is None else round(bm25, 4),
+        )
+
+    def close(self) -> None:
+        self.manifest.close()

