@@ -253,6 +253,9 @@ class PaperPDF(FPDF):
         else:
             self.text_mode = TextMode.FILL
             self.set_line_width(0.2)
+            # fpdf2 does not emit "0 Tr" when returning to FILL; the render
+            # mode is graphics state and would leak into the following text.
+            self._out("0 Tr")
 
     def text_block(self, w: float, h: float, text: str, align=Align.L):
         """multi_cell with CJK-aware line breaking in Chinese documents."""
@@ -402,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC,
-                    help="directory with the *.md sources (default: %(default)s)")
+                    help="directory with the *.md sources (default: src/ next to this script)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help="output directory for the PDFs (default: %(default)s)")
+                    help="output directory for the PDFs (default: the directory of this script)")
     ap.add_argument("names", nargs="*",
                     help="only build these stems (e.g. hz_wells_zh); default: all")
     args = ap.parse_args(argv)

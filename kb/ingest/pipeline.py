@@ -210,3 +210,21 @@ def delete(doc_id: str, settings: Settings) -> int:
     rebuild_lexical(ix)
     ix.manifest.close()
     return n
+
+
+def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
+                     progress: Callable[[Iterable[Document]], Iterable[Document]] | None = None) -> IngestReport:
+    """Index already-built Documents (e.g. an evaluation corpus.jsonl) under one source key."""
+    report = IngestReport()
+    ix = open_indexes(settings)
+    with ix.manifest:
+        for doc in progress(docs) if progress else docs:
+            if ix.manifest.fingerprint(doc.doc_id) == doc.fingerprint():
+                report.skipped += 1
+                continue
+            report.chunks += _index_doc(ix, doc, source_key)
+            report.ingested += 1
+    if report.ingested or not settings.bm25_dir.exists():
+        rebuild_lexical(ix)
+    ix.manifest.close()
+    return report

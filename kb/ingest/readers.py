@@ -13,7 +13,9 @@ from kb.models import Document, Section
 from kb.text import normalize
 
 TEXT_EXT = {".txt", ".md", ".markdown"}
-_PDF_HEADING = re.compile(r"^(\d{1,2}(\.\d{1,2}){0,2})\s*([^\d\s.].{0,40})$")
+_PDF_HEADING = re.compile(r"^([1-9]\d?(\.\d{1,2}){0,2})\s*([^\d\s.].{0,60})$")
+_PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*/\s*共\s*\d+\s*页)?|page\s+\d+(\s+of\s+\d+)?|[-–—\s]*\d+[-–—\s]*)$",
+                             re.IGNORECASE)
 _ABSTRACT = re.compile(r"^(摘\s*要|abstract|参考文献|references)\b", re.IGNORECASE)
 
 
@@ -62,7 +64,8 @@ def read_docx(data: bytes, name: str) -> tuple[str, list[Section]]:
 
 def _pdf_heading(line: str) -> str | None:
     m = _PDF_HEADING.match(line)
-    if m and line[-1:] not in "。；，,.;" and not re.match(r"^\d+\s*[%年月日万亿]", line):
+    head = m.group(3) if m else ""
+    if m and line[-1:] not in "。；，,.;" and not re.match(r"^\d+\s*[%年月日万亿]", line) and not head[0].islower():
         return f"{m.group(1)} {m.group(3).strip()}"
     return line if _ABSTRACT.match(line) and len(line) < 20 else None
 
@@ -80,8 +83,8 @@ def pdf_sections(pages: list[str], title: str) -> list[Section]:
                 body.clear()
 
         for line in (normalize(x) for x in raw.split("\n")):
-            if not line or line == title or re.fullmatch(r"[-–—\s]*\d+[-–—\s]*", line):
-                continue  # page numbers and running titles
+            if not line or line == title or _PAGE_FURNITURE.match(line):
+                continue  # page numbers, "第 n 页 / 共 N 页" footers and running titles
             head = _pdf_heading(line)
             if head is None:
                 _append_line(body, line)

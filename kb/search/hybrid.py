@@ -41,6 +41,7 @@ class Searcher:
         self._lexical: lexical.LexicalIndex | None = None
         self._lexical_mtime = -1.0
         self._embedder: Embedder | None = None
+        self._qvec: dict[str, Any] = {}  # small cache: eval and batch runs embed each query once
 
     @property
     def embedder(self) -> Embedder:
@@ -63,7 +64,12 @@ class Searcher:
         return self._lexical
 
     def _dense(self, query: str, k: int, eq: dict[str, str], section: str | None) -> list[tuple[str, float]]:
-        vec = self.embedder.queries([query])[0]
+        vec = self._qvec.get(query)
+        if vec is None:
+            vec = self.embedder.queries([query])[0]
+            if len(self._qvec) > 4096:
+                self._qvec.clear()
+            self._qvec[query] = vec
         where = chroma_where(eq)
         hits = self.vectors.query(vec, k * (5 if section else 1), where)
         if section:

@@ -1,0 +1,60 @@
+"""Metric code on a hand-computed example, relevance matching, and a smoke run of `kb eval`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import main
+from kb.evaluate import Ranked, matches, mrr_at, ndcg_at, rank_hits, recall_at, score
+
+
+def test_metrics_on_a_hand_computed_example() -> None:
+    # two relevant items, found at ranks 2 and 4
+    r = Ranked(n_relevant=2, hits_at=[2, 4])
+    assert recall_at(r, 1) == 0.0 and recall_at(r, 5) == 1.0 and recall_at(r, 3) == 0.5
+    assert mrr_at(r, 10) == 0.5
+    expected = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert ndcg_at(r, 10) == pytest.approx(expected)
+    assert score([r, Ranked(1, [])])["mrr@10"] == 0.25
+
+
+def test_relevance_by_document_or_heading() -> None:
+    assert matches("R001", "R001", "任意")
+    assert matches("plan#（一）煤层气产业", "plan", "第四章 > 二、突破 > （一）煤层气产业 > 专栏2")
+    assert matches("plan#（一） 煤层气产业", "plan", "第四章>（一）煤层气产业")  # whitespace ignored
+    assert not matches("plan#（二）装备制造产业", "plan", "第四章 > （一）煤层气产业")
+
+
+def test_rank_hits_counts_each_unit_once() -> None:
+    hits = [("a", "s1"), ("a", "s1"), ("b", "s"), ("c", "s"), ("a", "s2")]
+    assert rank_hits(hits, ["c", "a"]).hits_at == [1, 3]
+
+
+def test_kb_eval_smoke_on_a_tiny_dataset(tmp_path: Path) -> None:
+    ds = tmp_path / "tiny"
+    ds.mkdir()
+    passages = {
+        "p1": "沁水盆地高煤阶煤层渗透率低，多分支水平井可以扩大泄气面积。",
+        "p2": "甲烷浓度低于30%的煤矿瓦斯可以用低浓度瓦斯发电机组发电。",
+        "p3": "煤层气井排采要控制井底流压缓慢下降，避免煤粉产出。",
+        "p4": "Coalbed methane can be liquefied in skid-mounted plants with a mixed refrigerant cycle.",
+    }
+    queries = [("q1", "多分支水平井有什么好处", "p1"), ("q2", "低浓度瓦斯怎么利用", "p2"),
+               ("q3", "排采时井底流压怎么控制", "p3"), ("q4", "small LNG plant for coalbed methane", "p4")]
+    (ds / "corpus.jsonl").write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n"
+                                             for k, v in passages.items()), encoding="utf-8")
+    (ds / "queries.jsonl").write_text("".join(json.dumps({"id": i, "text": t, "relevant_ids": [r], "type": "t"},
+                                                         ensure_ascii=False) + "\n" for i, t, r in queries),
+                                      encoding="utf-8")
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(ds), "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["queries"] == 4 and set(out["methods"]) == {"bm25", "dense", "hybrid", "llamaindex_baseline"}
+    assert set(out["methods"]["hybrid"]) == {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
+    assert out["methods"]["hybrid"]["recall@5"] == 1.0 and out["methods"]["dense"]["recall@1"] == 1.0
+    assert out["by_type"]["t"]["hybrid"]["recall@5"] == 1.0
