@@ -36,15 +36,28 @@ def build_index(dataset: Path, corpus_dir: Path, settings: Settings, progress: P
     eval_settings = settings.model_copy(update={"home": home_for(settings.home / "eval", source, settings)})
     if docs is not None:
         ingest_documents(docs, eval_settings, str(source.resolve()), progress=progress)
+        if eval_settings.manifest_path.exists():
+            _ensure_lexical(eval_settings)
     else:
         rep = ingest(paths, eval_settings)
         if rep.failed:
             raise BadInputError(f"corpus failed to ingest: {rep.failed[0].error}")
+        _ensure_lexical(eval_settings)
     return eval_settings
 
 
+def _ensure_lexical(settings: Settings) -> None:
+    """BM25 is cheap to rebuild: do it when the cached index used another tokenization."""
+    from kb.ingest.pipeline import open_indexes, rebuild_lexical
+
+    ix = open_indexes(settings)
+    if ix.manifest.get_meta("lexical") != settings.lexical:
+        rebuild_lexical(ix)
+    ix.manifest.close()
+
+
 def _searcher_runner(searcher: Searcher, method: str) -> Runner:
-    return lambda text: searcher.search(text, top_k=30, method=method).hits
+    return lambda text, filters: searcher.search(text, top_k=30, filters=filters, method=method).hits
 
 
 @lru_cache(maxsize=1)
@@ -86,12 +99,15 @@ def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
     docs = [LIDocument(text="\n".join(t), metadata={"doc_id": d, "section": s}) for (d, s), t in by_section.items()]
     index = VectorStoreIndex.from_documents(docs, embed_model=_llama_embedding(settings.embed_model, settings.embed_batch),
                                             transformations=[SentenceSplitter()])
-    retriever = index.as_retriever(similarity_top_k=30)
+    retriever = index.as_retriever(similarity_top_k=100)
+    kinds = {d: (m.document(d) or {}).get("kind", "") for d, _ in by_section}
 
-    def run(text: str) -> list[SearchHit]:
+    def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
         out = []
         for n in retriever.retrieve(text):
             md = n.node.metadata
+            if filters.get("kind") and kinds.get(md["doc_id"]) != filters["kind"]:
+                continue  # same restriction as ours, applied after retrieval
             out.append(SearchHit(id=n.node.node_id, doc_id=md["doc_id"], score=float(n.score or 0), text="",
                                  title="", kind="", source="", section=md["section"], page=None))
         return out

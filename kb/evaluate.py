@@ -26,6 +26,7 @@ class Query:
     relevant: list[str]
     type: str = "all"
     answer: str | None = None
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,8 +99,9 @@ def load_queries(path: Path, limit: int | None = None) -> list[Query]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             o = json.loads(line)
+            answers = o.get("answers") or ([o["answer"]] if o.get("answer") else [])
             qs.append(Query(str(o["id"]), o["text"], list(o["relevant_ids"]), o.get("type", "all"),
-                            (o.get("answers") or [o.get("answer")])[0] if (o.get("answers") or o.get("answer")) else None))
+                            answers[0] if answers else None, dict(o.get("filters") or {})))
     return qs[:limit] if limit else qs
 
 
@@ -115,17 +117,17 @@ def passage_documents(corpus: Path) -> list[Document]:
 
 
 def home_for(base: Path, dataset: Path, settings: Settings) -> Path:
-    """A cached index directory per dataset content and index-shaping settings."""
+    """A cached index directory per dataset content and the settings that shape the vectors."""
     h = hashlib.sha256()
     for f in sorted(dataset.rglob("*")) if dataset.is_dir() else [dataset]:
         if f.is_file() and f.name != "queries.jsonl" and f.suffix != ".md":
             h.update(f.name.encode())
             h.update(f.read_bytes())
-    h.update(f"{settings.embed_model}|{settings.chunk_size}|{settings.chunk_overlap}|{settings.lexical}".encode())
+    h.update(f"{settings.embed_model}|{settings.chunk_size}|{settings.chunk_overlap}".encode())
     return base / f"{dataset.name}-{h.hexdigest()[:12]}"
 
 
-Runner = Callable[[str], list[SearchHit]]
+Runner = Callable[[str, dict[str, str]], list[SearchHit]]
 
 
 def evaluate(queries: list[Query], runners: dict[str, Runner],
@@ -134,7 +136,7 @@ def evaluate(queries: list[Query], runners: dict[str, Runner],
     per: dict[str, dict[str, list[Ranked]]] = {m: defaultdict(list) for m in runners}
     for q in progress(queries) if progress else queries:
         for name, run in runners.items():
-            r = rank_hits(((h.doc_id, h.section) for h in run(q.text)), q.relevant)
+            r = rank_hits(((h.doc_id, h.section) for h in run(q.text, q.filters)), q.relevant)
             per[name][q.type].append(r)
             per[name]["__all__"].append(r)
     methods = {m: score(per[m]["__all__"]) for m in runners}

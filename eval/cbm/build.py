@@ -27,7 +27,8 @@ def need_queries() -> list[dict[str, object]]:
                 pair = json.loads(line)
                 need = needs[pair["need_id"]]
                 out.append({"id": f"Q-NR-{need['id']}", "text": need["description"],
-                            "relevant_ids": pair["relevant_ids"], "type": "need_result"})
+                            "relevant_ids": pair["relevant_ids"], "type": "need_result",
+                            "filters": {"kind": "result"}})
     return out
 
 

@@ -74,14 +74,14 @@ def pdf_sections(pages: list[str], title: str) -> list[Section]:
     """Sections of a PDF's page texts: numbered headings (1, 2.1, 摘要, 参考文献) start sections."""
     path: list[tuple[int, str]] = []
     out: list[Section] = []
+
+    def flush(body: list[str], page_no: int) -> None:
+        if body:
+            out.append(Section(normalize("\n".join(body)), tuple(h for _, h in path), page_no))
+            body.clear()
+
     for page_no, raw in enumerate(pages, start=1):
         body: list[str] = []
-
-        def flush(pno: int = page_no) -> None:
-            if body:
-                out.append(Section(normalize("\n".join(body)), tuple(h for _, h in path), pno))
-                body.clear()
-
         for line in (normalize(x) for x in raw.split("\n")):
             if not line or line == title or _PAGE_FURNITURE.match(line):
                 continue  # page numbers, "第 n 页 / 共 N 页" footers and running titles
@@ -89,10 +89,10 @@ def pdf_sections(pages: list[str], title: str) -> list[Section]:
             if head is None:
                 _append_line(body, line)
                 continue
-            flush()
+            flush(body, page_no)
             level = head.split(" ")[0].count(".") + 1 if head[0].isdigit() else 1
             path[:] = [p for p in path if p[0] < level] + [(level, head)]
-        flush()
+        flush(body, page_no)
     return out
 
 

@@ -1,0 +1,89 @@
+"""Choose lexical tokenization and fusion by measurement (run: python -m eval.tune --dataset DIR).
+
+Dense and BM25 candidate lists are computed once per query; fusion variants are then scored
+offline, so a grid of weights costs no extra model calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from kb import lexical
+from kb.eval_runner import build_index
+from kb.evaluate import Query, load_queries, rank_hits, score
+from kb.search.fuse import fuse, minmax
+from kb.search.hybrid import Searcher
+from kb.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def candidates(searcher: Searcher, lex: dict[str, lexical.LexicalIndex], q: Query, n: int) -> dict[str, Any]:
+    dense = searcher._dense(q.text, n, q.filters, None)
+    return {"dense": dense, **{m: idx.search(q.text, n, idx.mask(q.filters, None)) for m, idx in lex.items()}}
+
+
+def max_norm(dense: list[tuple[str, float]], bm25: list[tuple[str, float]], wd: float, wb: float) -> dict[str, float]:
+    """Dense min-max, BM25 divided by its max (keeps BM25's natural zero)."""
+    d = minmax(dense)
+    top = max((s for _, s in bm25), default=1.0) or 1.0
+    b = {i: s / top for i, s in bm25}
+    return {i: wd * d.get(i, 0.0) + wb * b.get(i, 0.0) for i in d.keys() | b.keys()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--dataset", type=Path, default=ROOT / "eval" / "cbm")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--n", type=int, default=50, help="candidates per retriever")
+    args = p.parse_args()
+    settings = get_settings()
+    es = build_index(args.dataset, ROOT / "corpus", settings, None)
+    searcher = Searcher(es)
+    rows = [dict(r) for r in searcher.manifest.iter_chunks()]
+    for r in rows:
+        r["source"], r["field"], r["year"] = Path(r["source"]).name, None, None
+    unit = {r["chunk_id"]: (r["doc_id"], r["section"]) for r in rows}
+    lex = {}
+    for mode in ("char", "jieba", "both"):
+        out = es.home / f"bm25-{mode}"
+        lexical.build(rows, mode, out)
+        loaded = lexical.load(out)
+        assert loaded is not None
+        lex[mode] = loaded
+    queries = load_queries(args.dataset / "queries.jsonl", args.limit)
+    cands = [candidates(searcher, lex, q, args.n) for q in queries]
+
+    def evaluate(fn: Any) -> dict[str, float]:
+        ranked = []
+        for q, c in zip(queries, cands, strict=True):
+            order = fn(c)
+            ranked.append(rank_hits((unit[i] for i in order), q.relevant))
+        return score(ranked)
+
+    def ids(ranked: list[tuple[str, float]]) -> list[str]:
+        return [i for i, _ in ranked]
+
+    results: dict[str, Any] = {"dense": evaluate(lambda c: ids(c["dense"]))}
+    for mode in lex:
+        results[f"bm25_{mode}"] = evaluate(lambda c, m=mode: ids(c[m]))
+    for mode in lex:
+        for w in [x / 10 for x in range(1, 10)]:
+            results[f"relative_{mode}_{w}"] = evaluate(
+                lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "relative")])
+            results[f"maxnorm_{mode}_{w}"] = evaluate(
+                lambda c, m=mode, w=w: sorted((s := max_norm(c["dense"], c[m], w, 1 - w)), key=lambda i: -s[i]))
+            results[f"rrf_{mode}_{w}"] = evaluate(
+                lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "rrf")])
+    best = sorted(results.items(), key=lambda kv: -kv[1]["ndcg@10"])
+    print(json.dumps({"dataset": str(args.dataset), "queries": len(queries), "top": best[:15],
+                      "singles": {k: v for k, v in results.items() if k == "dense" or k.startswith("bm25")}},
+                     ensure_ascii=False, indent=1))
+    (es.home / "tune.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
