@@ -14,6 +14,7 @@ from typing import Any
 from kb import lexical
 from kb.eval_runner import build_index
 from kb.evaluate import Query, load_queries, rank_hits, score
+from kb.search.expand import expand
 from kb.search.fuse import fuse, minmax
 from kb.search.hybrid import Searcher
 from kb.settings import get_settings
@@ -22,8 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def candidates(searcher: Searcher, lex: dict[str, lexical.LexicalIndex], q: Query, n: int) -> dict[str, Any]:
-    dense = searcher._dense(q.text, n, q.filters, None)
-    return {"dense": dense, **{m: idx.search(q.text, n, idx.mask(q.filters, None)) for m, idx in lex.items()}}
+    """Candidate lists per retriever, for the plain query and for the glossary-expanded one (suffix _x)."""
+    x = expand(q.text)
+    out = {"dense": searcher._dense(q.text, n, q.filters, None), "dense_x": searcher._dense(x, n, q.filters, None)}
+    for m, idx in lex.items():
+        out[m] = idx.search(q.text, n, idx.mask(q.filters, None))
+        out[m + "_x"] = idx.search(x, n, idx.mask(q.filters, None))
+    return out
 
 
 def max_norm(dense: list[tuple[str, float]], bm25: list[tuple[str, float]], wd: float, wb: float) -> dict[str, float]:
@@ -67,9 +73,14 @@ def main() -> None:
     def ids(ranked: list[tuple[str, float]]) -> list[str]:
         return [i for i, _ in ranked]
 
-    results: dict[str, Any] = {"dense": evaluate(lambda c: ids(c["dense"]))}
+    results: dict[str, Any] = {"dense": evaluate(lambda c: ids(c["dense"])), "dense_x": evaluate(lambda c: ids(c["dense_x"]))}
     for mode in lex:
         results[f"bm25_{mode}"] = evaluate(lambda c, m=mode: ids(c[m]))
+        results[f"bm25_{mode}_x"] = evaluate(lambda c, m=mode: ids(c[m + "_x"]))
+    for w in [x / 10 for x in range(3, 8)]:
+        for d in ("dense", "dense_x"):
+            results[f"relative_char_x_{d}_{w}"] = evaluate(
+                lambda c, w=w, d=d: [i for i, *_ in fuse(c[d], c["char_x"], w, 1 - w, "relative")])
     for mode in lex:
         for w in [x / 10 for x in range(1, 10)]:
             results[f"relative_{mode}_{w}"] = evaluate(
@@ -80,7 +91,8 @@ def main() -> None:
                 lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "rrf")])
     best = sorted(results.items(), key=lambda kv: -kv[1]["ndcg@10"])
     print(json.dumps({"dataset": str(args.dataset), "queries": len(queries), "top": best[:15],
-                      "singles": {k: v for k, v in results.items() if k == "dense" or k.startswith("bm25")}},
+                      "singles": {k: v for k, v in results.items() if k.startswith(("dense", "bm25"))},
+                      "expanded": {k: v for k, v in results.items() if "_x_" in k}},
                      ensure_ascii=False, indent=1))
     (es.home / "tune.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
 
