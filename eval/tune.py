@@ -63,11 +63,11 @@ def main() -> None:
     queries = load_queries(args.dataset / "queries.jsonl", args.limit)
     cands = [candidates(searcher, lex, q, args.n) for q in queries]
 
-    def evaluate(fn: Any) -> dict[str, float]:
+    def evaluate(fn: Any, qtype: str | None = None) -> dict[str, float]:
         ranked = []
         for q, c in zip(queries, cands, strict=True):
-            order = fn(c)
-            ranked.append(rank_hits((unit[i] for i in order), q.relevant))
+            if qtype is None or q.type == qtype:
+                ranked.append(rank_hits((unit[i] for i in fn(c)), q.relevant))
         return score(ranked)
 
     def ids(ranked: list[tuple[str, float]]) -> list[str]:
@@ -89,10 +89,18 @@ def main() -> None:
                 lambda c, m=mode, w=w: sorted((s := max_norm(c["dense"], c[m], w, 1 - w)), key=lambda i: -s[i]))
             results[f"rrf_{mode}_{w}"] = evaluate(
                 lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "rrf")])
+    by_type: dict[str, dict[str, float]] = {}
+    for name, fn in {
+        "plain": lambda c: [i for i, *_ in fuse(c["dense"], c["char"], 0.5, 0.5)],
+        "bm25_x": lambda c: [i for i, *_ in fuse(c["dense"], c["char_x"], 0.5, 0.5)],
+        "both_x": lambda c: [i for i, *_ in fuse(c["dense_x"], c["char_x"], 0.5, 0.5)],
+    }.items():
+        for t in sorted({q.type for q in queries}):
+            by_type.setdefault(t, {})[name] = evaluate(fn, t)["ndcg@10"]
     best = sorted(results.items(), key=lambda kv: -kv[1]["ndcg@10"])
     print(json.dumps({"dataset": str(args.dataset), "queries": len(queries), "top": best[:15],
                       "singles": {k: v for k, v in results.items() if k.startswith(("dense", "bm25"))},
-                      "expanded": {k: v for k, v in results.items() if "_x_" in k}},
+                      "expanded": {k: v for k, v in results.items() if "_x_" in k}, "by_type_ndcg": by_type},
                      ensure_ascii=False, indent=1))
     (es.home / "tune.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
 

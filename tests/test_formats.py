@@ -60,3 +60,11 @@ def test_pdf_keeps_pages_headings_and_cjk_text(settings: Settings) -> None:
     assert u_well and u_well[0]["section"].startswith("3 主要井型及其演进 > 3.2 U型井")
     assert all("页 / 共" not in r["text"] for r in rows)  # running footers are dropped
     assert any("沁水盆地" in r["text"] for r in rows)
+
+
+def test_pdf_reference_list_is_not_indexed(settings: Settings) -> None:
+    pdf = ROOT / "corpus" / "papers" / "lng_storage_en.pdf"
+    assert ingest([pdf], settings).failed == []
+    rows = _chunks(settings)
+    assert rows and not any("References" in r["section"] for r in rows)
+    assert any(r["section"].startswith("4 Storage > 4.2 Boil-off gas") for r in rows)

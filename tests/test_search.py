@@ -76,3 +76,9 @@ def test_fusion_is_weighted_and_normalised() -> None:
     fused = fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], w_dense=0.6, w_bm25=0.4)
     assert [i for i, *_ in fused] == ["a", "b", "c"]
     assert fused[1] == ("b", pytest.approx(0.4), 0.8, 12.0)
+
+
+def test_doc_id_filter_works_on_both_retrievers(searcher: Searcher) -> None:
+    for method in ("dense", "bm25", "hybrid"):
+        hits = searcher.search("煤层气 排采", top_k=5, filters={"doc_id": "dewatering"}, method=method).hits
+        assert hits and {h.doc_id for h in hits} == {"dewatering"}, method

@@ -16,7 +16,8 @@ TEXT_EXT = {".txt", ".md", ".markdown"}
 _PDF_HEADING = re.compile(r"^([1-9]\d?(\.\d{1,2}){0,2})\s*([^\d\s.].{0,60})$")
 _PAGE_FURNITURE = re.compile(r"^(第\s*\d+\s*页(\s*/\s*共\s*\d+\s*页)?|page\s+\d+(\s+of\s+\d+)?|[-–—\s]*\d+[-–—\s]*)$",
                              re.IGNORECASE)
-_ABSTRACT = re.compile(r"^(摘\s*要|abstract|参考文献|references)\b", re.IGNORECASE)
+_ABSTRACT = re.compile(r"^(摘\s*要|abstract)\b", re.IGNORECASE)
+_REFERENCES = re.compile(r"^(参\s*考\s*文\s*献|references|bibliography)$", re.IGNORECASE)
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -71,7 +72,10 @@ def _pdf_heading(line: str) -> str | None:
 
 
 def pdf_sections(pages: list[str], title: str) -> list[Section]:
-    """Sections of a PDF's page texts: numbered headings (1, 2.1, 摘要, 参考文献) start sections."""
+    """Sections of a PDF's page texts: numbered headings (1, 2.1, 摘要) start sections.
+
+    The reference list ends the text: its titles match almost any query and answer none.
+    """
     path: list[tuple[int, str]] = []
     out: list[Section] = []
 
@@ -85,6 +89,9 @@ def pdf_sections(pages: list[str], title: str) -> list[Section]:
         for line in (normalize(x) for x in raw.split("\n")):
             if not line or line == title or _PAGE_FURNITURE.match(line):
                 continue  # page numbers, "第 n 页 / 共 N 页" footers and running titles
+            if _REFERENCES.match(line):
+                flush(body, page_no)
+                return out
             head = _pdf_heading(line)
             if head is None:
                 _append_line(body, line)

@@ -1,8 +1,8 @@
 """Cross-language query expansion with the bundled bilingual CBM glossary.
 
 Our own because the small multilingual model ranks same-language passages far above the
-right passage in the other language; adding the glossary's translations of the query's
-terms lets BM25 and the dense side meet the text in its own language.
+right passage in the other language; adding the glossary's Chinese terms to an English query
+lets BM25 and the dense side meet the Chinese text in its own language.
 """
 
 from __future__ import annotations
@@ -13,40 +13,41 @@ from importlib import resources
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-]*")
 _MAX_PHRASE = 5
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @lru_cache(maxsize=1)
-def glossary() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(English phrase -> Chinese terms, Chinese term -> English phrases) from cbm_glossary.tsv."""
+def glossary() -> dict[str, list[str]]:
+    """English phrase -> Chinese terms, from cbm_glossary.tsv."""
     en_zh: dict[str, list[str]] = {}
-    zh_en: dict[str, list[str]] = {}
     text = resources.files("kb.resources").joinpath("cbm_glossary.tsv").read_text(encoding="utf-8")
     for line in text.splitlines()[1:]:
         en, _, zh = line.partition("\t")
         en, zh = " ".join(_WORD.findall(en.lower())), zh.strip()
         if en and zh:
             en_zh.setdefault(en, []).append(zh)
-            zh_en.setdefault(zh, []).append(en)
-    return en_zh, zh_en
+    return en_zh
 
 
-def _singular(word: str) -> str:
+def _singulars(word: str) -> list[str]:
+    """Candidate singular forms (pipelines -> pipeline, batteries -> battery, gases -> gas)."""
+    out = []
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + repl
-    return word
+            out.append(word[: -len(suffix)] + repl)
+    return out
 
 
 def english_terms_to_chinese(query: str) -> list[str]:
     """Chinese terms for the longest glossary phrases found in an English query."""
-    en_zh, _ = glossary()
+    en_zh = glossary()
     words = _WORD.findall(query.lower())
     out: list[str] = []
     i = 0
     while i < len(words):
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             phrase = words[i : i + n]
-            for cand in (" ".join(phrase), " ".join([*phrase[:-1], _singular(phrase[-1])])):
+            for cand in [" ".join(phrase)] + [" ".join([*phrase[:-1], w]) for w in _singulars(phrase[-1])]:
                 if cand in en_zh:
                     out.extend(t for t in en_zh[cand] if t not in out)
                     i += n
@@ -59,19 +60,18 @@ def english_terms_to_chinese(query: str) -> list[str]:
     return out
 
 
-def chinese_terms_to_english(query: str) -> list[str]:
-    """English phrases for glossary terms (2+ characters) that occur in a Chinese query."""
-    _, zh_en = glossary()
-    hits = sorted((t for t in zh_en if len(t) >= 2 and t in query), key=len, reverse=True)
-    out: list[str] = []
-    for t in hits:
-        if any(t in longer for longer in hits if longer != t and longer in query):
-            continue  # 多分支水平井 wins over 水平井
-        out.extend(e for e in zh_en[t] if e not in out)
-    return out
+def is_latin(query: str) -> bool:
+    """True for queries written mostly in Latin script (English), False for Chinese ones."""
+    cjk = len(_CJK.findall(query))
+    latin = len(re.findall(r"[A-Za-z]", query))
+    return latin > 0 and cjk < 0.3 * (cjk + latin)
 
 
 def expand(query: str) -> str:
-    """The query followed by translations of its glossary terms (unchanged if none)."""
-    terms = english_terms_to_chinese(query) + chinese_terms_to_english(query)
+    """An English query followed by the Chinese glossary terms it contains; other queries unchanged.
+
+    Measured on eval/cbm: English queries over Chinese text rose from nDCG@10 0.05 to 0.62,
+    while adding English terms to Chinese queries lowered Chinese results by 1-3 points.
+    """
+    terms = english_terms_to_chinese(query) if is_latin(query) else []
     return f"{query} {' '.join(terms)}" if terms else query

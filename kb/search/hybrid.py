@@ -12,6 +12,7 @@ from kb.errors import BadQueryError, IndexMismatchError
 from kb.manifest import Manifest
 from kb.models import SearchHit, SearchResponse
 from kb.search.filters import chroma_where, validate
+from kb.search.expand import expand
 from kb.search.fuse import fuse
 from kb.search.highlight import mark
 from kb.settings import Settings
@@ -94,8 +95,9 @@ class Searcher:
             raise BadQueryError("top_k must be between 1 and 1000")
         eq, section = validate(filters)
         n = max(self.settings.candidates, top_k)
-        dense = self._dense(q, n, eq, section) if method in ("hybrid", "dense") else []
-        bm25 = self._bm25(q, n, eq, section) if method in ("hybrid", "bm25") else []
+        qx = expand(q) if self.settings.expand else q
+        dense = self._dense(qx, n, eq, section) if method in ("hybrid", "dense") else []
+        bm25 = self._bm25(qx, n, eq, section) if method in ("hybrid", "bm25") else []
         w = {"dense": (1.0, 0.0), "bm25": (0.0, 1.0)}.get(method, (self.settings.w_dense, self.settings.w_bm25))
         fused = fuse(dense, bm25, *w)[:top_k]
         rows = self.manifest.chunk_rows([i for i, *_ in fused])
