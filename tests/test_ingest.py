@@ -140,3 +140,13 @@ def test_bad_record_rows_are_rejected_by_row(tmp_path: Path, settings: Settings)
     assert any("line 2" in e and "missing description" in e for e in errors)
     assert any("line 3" in e and "trl 12 outside 1-9" in e for e in errors)
     assert any("line 4" in e and "invalid JSON" in e for e in errors)
+
+
+def test_folder_walk_skips_readme_hidden_and_kbignore(mini_corpus: Path, settings: Settings) -> None:
+    (mini_corpus / "README.md").write_text("# 说明\n\n本文件夹的说明。", encoding="utf-8")
+    (mini_corpus / ".hidden.md").write_text("# 隐藏\n\n不应入库。", encoding="utf-8")
+    (mini_corpus / "drafts").mkdir()
+    (mini_corpus / "drafts" / "draft.md").write_text("# 草稿\n\n不应入库。", encoding="utf-8")
+    (mini_corpus / ".kbignore").write_text("drafts/\n", encoding="utf-8")
+    rep = ingest([mini_corpus], settings)
+    assert (rep.ingested, rep.failed) == (4, [])

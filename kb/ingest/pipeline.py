@@ -23,6 +23,7 @@ from kb.store import VectorStore, open_collection
 
 SUPPORTED = TEXT_EXT | TABLE_EXT | {".docx", ".pdf"}
 IGNORE_FILE = ".kbignore"
+DEFAULT_IGNORE = ["README*"]  # a folder's README describes the folder; it is not content
 _FOLDER_KINDS = {"plan": "plan", "papers": "paper", "paper": "paper", "projects": "project",
                  "needs": "need", "results": "result"}
 
@@ -49,9 +50,9 @@ def expand(paths: Iterable[Path]) -> list[Path]:
 def _ignore_patterns(root: Path) -> list[str]:
     f = root / IGNORE_FILE
     if not f.exists():
-        return []
+        return list(DEFAULT_IGNORE)
     lines = (x.strip() for x in f.read_text(encoding="utf-8").splitlines())
-    return [x.rstrip("/") + ("*" if x.endswith("/") else "") for x in lines if x and not x.startswith("#")]
+    return DEFAULT_IGNORE + [x.rstrip("/") + ("*" if x.endswith("/") else "") for x in lines if x and not x.startswith("#")]
 
 
 def infer_kind(path: Path) -> str | None:
