@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export KB_HOME ?= ./data
 
-.PHONY: install run ingest serve test test-fast lint eval bench papers clean help
+.PHONY: install run ingest serve browser test test-fast lint eval bench papers clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -25,14 +25,15 @@ install: $(STAMP)  ## create .venv and install cbm-kb with its pinned dependenci
 ingest: install  ## ingest the bundled corpus into $KB_HOME
 	$(BIN)/kb ingest corpus/
 
-run: ingest  ## install, ingest corpus/, and serve the API + web page (or show a sample search)
-	@if $(BIN)/kb serve --help >/dev/null 2>&1; then \
-		$(BIN)/kb serve --host $(HOST) --port $(PORT); \
-	else \
-		$(BIN)/kb stats && $(BIN)/kb search "煤层气利用率目标" --top-k 3; \
-	fi
+run: ingest  ## install, ingest corpus/, and serve the API + web page on http://$(HOST):$(PORT)/
+	@# without KB_API_KEYS, --dev lets this machine upload and delete (the server logs a warning)
+	$(BIN)/kb serve --host $(HOST) --port $(PORT) $(if $(KB_API_KEYS),,--dev)
 
-test: install  ## install and run the whole suite (slow real-model tests included)
+browser:  ## Debian's chromium + chromedriver (and a CJK font) for tests/test_browser.py, if missing
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver && fc-list :lang=zh | grep -q . || \
+		(apt-get update -q && apt-get install -y -q chromium chromium-driver fonts-droid-fallback)
+
+test: install browser  ## install and run the whole suite (slow real-model and browser tests included)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: install  ## the suite without the slow real-model tests

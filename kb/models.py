@@ -96,3 +96,63 @@ class Stats(BaseModel):
     by_kind: dict[str, int] = Field(default_factory=dict)
     embed_model: str | None = None
     lexical: str | None = None
+
+
+# ---- matching and question answering (kb.search.match, kb.search.ask) ----
+
+
+class Reason(BaseModel):
+    """One readable reason for a match; ``type`` is terms | field | trl | region | score, extra keys carry data."""
+
+    model_config = {"extra": "allow"}
+
+    type: str
+    text: str
+
+
+class MatchQuery(BaseModel):
+    """What was matched: a need, a result or free text, and the hard filters applied."""
+
+    mode: str  # need | result | text
+    id: str | None = None
+    title: str | None = None
+    text: str
+    target: str  # the kind of the matches: result | need
+    top_k: int
+    min_trl: int | None = None
+    field: str | None = None
+    region: str | None = None
+
+
+class Match(BaseModel):
+    doc_id: str
+    title: str
+    kind: str
+    score: float
+    reasons: list[Reason]
+    text: str
+    parts: dict[str, float] = Field(default_factory=dict)
+    field: str | None = None
+    trl: int | None = None
+    region: str | None = None
+
+
+class MatchResponse(BaseModel):
+    query: MatchQuery
+    matches: list[Match]
+
+
+class Citation(BaseModel):
+    doc_id: str
+    title: str
+    section: str
+    page: int | None
+    text: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str
+    found: bool
+    citations: list[Citation]
+    warnings: list[str] = Field(default_factory=list)

@@ -11,8 +11,8 @@ from kb.embed import Embedder, load_embedder
 from kb.errors import BadQueryError, IndexMismatchError
 from kb.manifest import Manifest
 from kb.models import SearchHit, SearchResponse
-from kb.search.filters import chroma_where, validate
 from kb.search.expand import expand
+from kb.search.filters import chroma_where, validate
 from kb.search.fuse import fuse
 from kb.search.highlight import mark
 from kb.settings import Settings

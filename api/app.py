@@ -1,0 +1,80 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, limits, errors and the web page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import ConfigError, install_handlers
+from api.jobs import JobRunner
+from api.limits import BodyLimitMiddleware, RateLimiter
+from api.routers import documents, health, jobs, market, search
+from api.search_worker import SearchWorker
+from kb.settings import Settings, get_settings
+
+log = logging.getLogger("kb.api")
+STATIC = Path(__file__).parent / "static"
+
+DESCRIPTION = """沁水县煤层气技术知识库 API —— 技术检索、智能问答、供需匹配、文档入库。
+
+Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_KEYS`,
+sent as `X-API-Key: …` or `Authorization: Bearer …`. Every error is
+`{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def check_config(settings: Settings) -> None:
+    """Refuse to serve writes (or private reads) with no key configured, unless in dev mode."""
+    if settings.api_key_list:
+        return
+    if settings.dev:
+        log.warning("development mode: no KB_API_KEYS, anyone who can reach this server may upload and delete")
+        return
+    if settings.allow_writes:
+        raise ConfigError("writes are enabled but KB_API_KEYS is empty: set KB_API_KEYS, "
+                          "or KB_ALLOW_WRITES=false, or use --dev on a trusted machine")
+    if not settings.public_read:
+        raise ConfigError("KB_PUBLIC_READ=false needs KB_API_KEYS")
+
+
+def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:
+    """The service for ``settings`` (default: from the environment); ``warm`` loads the model at start."""
+    settings = settings or get_settings()
+    check_config(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            app.state.search.warm()
+        yield
+        app.state.jobs.close()
+        app.state.search.close()
+
+    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.search = SearchWorker(settings)
+    app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
+    app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.features = ["search", "ask", "match"]
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    for module in (health, search, market, documents, jobs):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (and ``kb serve``): settings from KB_* variables."""
+    return create_app(get_settings())

@@ -1,0 +1,36 @@
+"""Liveness and index counts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from api import catalog
+from api.auth import ReadAccess
+from api.deps import SettingsDep
+from kb.models import Stats
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+    documents: int
+    chunks: int
+    embed_model: str
+    features: list[str] = Field(description="capabilities this server offers: search, ask, match")
+
+
+@router.get("/health", response_model=Health, summary="服务状态（无需密钥）")
+async def health(request: Request, settings: SettingsDep) -> Health:
+    """Up, with the index counts and the embedding model in use."""
+    st = await run_in_threadpool(catalog.stats, settings)
+    return Health(status="ok", documents=st.documents, chunks=st.chunks,
+                  embed_model=st.embed_model or settings.embed_model, features=request.app.state.features)
+
+
+@router.get("/stats", response_model=Stats, summary="索引统计（同 kb stats --json）")
+async def stats(settings: SettingsDep, _: ReadAccess) -> Stats:
+    """Documents and chunks in the index, by kind — the ``kb stats --json`` shape."""
+    return await run_in_threadpool(catalog.stats, settings)

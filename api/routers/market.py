@@ -1,0 +1,136 @@
+"""The technology market (科技大市场): cited answers, need/result matching, the batch sheet."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, Field
+
+from api.auth import ReadAccess
+from api.deps import SearchDep, SettingsDep
+from api.errors import NotAcceptableError
+from kb.errors import NotFoundError
+from kb.models import AskResponse, Match, MatchResponse
+from kb.search.ask import TOP_CHUNKS, Asker
+from kb.search.hybrid import Searcher
+from kb.search.match import EXPORT_HEADERS, Filters, Matcher, Record, export_rows, write_table
+
+router = APIRouter(tags=["market"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV = "text/csv"
+JSON = "application/json"
+
+
+class AskRequest(BaseModel):
+    question: str = Field(..., min_length=1, max_length=2000)
+    top_k: int = Field(TOP_CHUNKS, ge=1, le=50, description="passages searched for answer sentences")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"question": "排采过程中如何控制井底流压"}, {"question": "沁水县煤层气利用率的目标是多少？"}]}}
+
+
+class MatchFilters(BaseModel):
+    top_k: int = Field(5, ge=1, le=100)
+    min_trl: int | None = Field(None, ge=1, le=9, description="only candidates with TRL at least this")
+    field: str | None = Field(None, max_length=100, description="only this field, e.g. 储运液化")
+    region: str | None = Field(None, max_length=100, description="region contains, e.g. 沁水")
+
+    def filters(self) -> Filters:
+        return Filters(min_trl=self.min_trl, field=self.field, region=self.region)
+
+
+class MatchRequest(MatchFilters):
+    need_id: str | None = Field(None, max_length=200, description="match this need against the results")
+    result_id: str | None = Field(None, max_length=200, description="match this result against the needs")
+    text: str | None = Field(None, max_length=4000, description="an engineer's own description of a problem")
+
+    model_config = {"json_schema_extra": {"examples": [
+        {"need_id": "N101", "top_k": 5},
+        {"text": "集输管线穿过采空区，希望实时发现第三方挖掘和泄漏并给出桩号", "top_k": 5, "min_trl": 5},
+        {"result_id": "R101", "top_k": 3, "region": "沁水"}]}}
+
+
+class BatchRequest(MatchFilters):
+    need_ids: list[str] | None = Field(None, max_length=1000, description="these needs only; default every need")
+
+
+class NeedMatches(BaseModel):
+    need_id: str
+    title: str
+    matches: list[Match]
+
+
+class BatchResponse(BaseModel):
+    needs: int
+    results: list[NeedMatches]
+
+
+@router.post("/ask", response_model=AskResponse, summary="智能问答（带引用）")
+async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess) -> AskResponse:
+    """An answer built from the best sentences of the top passages; each [n] cites a passage."""
+    budget = settings.search_timeout_s + (settings.llm_timeout if settings.llm_base_url else 0.0)
+    return await worker.run(lambda s: Asker(s.settings, s).ask(body.question, top_k=body.top_k), timeout=budget)
+
+
+@router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果，附理由）")
+async def match(body: MatchRequest, worker: SearchDep, _: ReadAccess) -> MatchResponse:
+    """Give exactly one of need_id, result_id or text; each match carries readable reasons."""
+    return await worker.run(lambda s: Matcher(s.settings, s).match(
+        need_id=body.need_id, result_id=body.result_id, text=body.text, top_k=body.top_k, filters=body.filters()))
+
+
+def _batch(s: Searcher, body: BatchRequest) -> list[tuple[Record, list[Match]]]:
+    matcher = Matcher(s.settings, s)
+    if body.need_ids is None:
+        return matcher.match_all_needs(body.top_k, body.filters())
+    needs, results = matcher.records("need"), matcher.records("result")
+    missing = [i for i in body.need_ids if i not in needs]
+    if missing:
+        raise NotFoundError(f"no need with id {missing[0]!r} in the index")
+    flt, weights = body.filters().check(), matcher.weights()
+    return [(needs[i], matcher.rank(needs[i], results, flt, body.top_k, weights)) for i in body.need_ids]
+
+
+def _wanted(accept: str | None) -> str:
+    """JSON, XLSX or CSV from the Accept header (JSON when it allows anything)."""
+    types = [part.split(";")[0].strip().lower() for part in (accept or "*/*").split(",")]
+    for t in types:
+        if t in (XLSX, "application/vnd.ms-excel"):
+            return XLSX
+        if t == CSV:
+            return CSV
+        if t in (JSON, "application/*", "*/*"):
+            return JSON
+    raise NotAcceptableError(f"Accept must allow {JSON}, {XLSX} or {CSV}")
+
+
+def _sheet(rows: list[list[object]], media: str) -> Response:
+    suffix = ".xlsx" if media == XLSX else ".csv"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"match{suffix}"
+        write_table(path, rows)  # type: ignore[arg-type]
+        data = path.read_bytes()
+    name = quote(f"需求成果匹配{suffix}")
+    disposition = f"attachment; filename=\"match{suffix}\"; filename*=UTF-8''{name}"
+    return Response(data, media_type=media + ("; charset=utf-8" if media == CSV else ""),
+                    headers={"Content-Disposition": disposition})
+
+
+@router.post("/match/batch", summary="批量供需匹配（JSON / Excel / CSV）",
+             response_model=BatchResponse,
+             responses={200: {"content": {XLSX: {}, CSV: {}},
+                              "description": f"JSON, or a sheet with columns {'、'.join(EXPORT_HEADERS)}"}})
+async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess,
+                      accept: Annotated[str | None, Header()] = None) -> Response | BatchResponse:
+    """Every need (or ``need_ids``) with its top results; ``Accept`` picks JSON, XLSX or CSV."""
+    media = _wanted(accept)
+    pairs = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s)
+    if media != JSON:
+        return _sheet(export_rows(pairs), media)
+    return BatchResponse(needs=len(pairs), results=[NeedMatches(need_id=n.doc_id, title=n.title, matches=m)
+                                                   for n, m in pairs])

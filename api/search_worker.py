@@ -1,0 +1,97 @@
+"""One search worker per process: a single thread owns the Searcher, so the model stays hot.
+
+SQLite connections belong to the thread that opened them, and one thread also keeps the
+embedding model from being run by many requests at once (queued requests count against
+their time budget instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from api.errors import BusyError, SearchTimeoutError
+from api.jobs import write_lock
+from kb.errors import KBError
+from kb.search.hybrid import Searcher
+from kb.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger("kb.api")
+
+
+class SearchWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-search")
+        self._searcher: Searcher | None = None
+        self._generation = 0
+        self._loaded = -1
+        self._seen = self._mark()
+
+    def refresh(self) -> None:
+        """Reopen the indexes before the next search (called after an ingest or a delete)."""
+        self._generation += 1
+
+    def _mark(self) -> float:
+        """When the indexes last changed: every ingest and delete rewrites the BM25 rows file."""
+        rows = self.settings.bm25_dir / "rows.json"
+        return rows.stat().st_mtime if rows.exists() else -1.0
+
+    def _current(self) -> Searcher:
+        """The Searcher, (re)opened on the worker thread when the indexes changed."""
+        mark = self._mark()
+        if self._searcher is None or self._loaded != self._generation or mark != self._seen:
+            if self._searcher is not None:
+                self._searcher.close()
+                if mark != self._seen and not self._forget_chroma():
+                    mark = self._seen  # a write is under way: look again on the next search
+            self._loaded, self._seen = self._generation, mark
+            self._searcher = Searcher(self.settings)
+        return self._searcher
+
+    def _forget_chroma(self) -> bool:
+        """Drop Chroma's per-process cache, so vectors written by another process (``kb ingest``, another
+        worker) are read from disk; only while no write is running. False if one is."""
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        try:
+            with write_lock(self.settings, wait_s=0):
+                SharedSystemClient.clear_system_cache()
+        except BusyError:
+            return False
+        return True
+
+    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None) -> T:
+        """Run ``fn(searcher)`` on the worker thread within the search time budget (504 past it)."""
+        budget = self.settings.search_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._call, fn, deadline)
+        try:
+            return await asyncio.wait_for(future, budget)
+        except TimeoutError:
+            raise SearchTimeoutError(f"search took longer than {budget:g} s (KB_SEARCH_TIMEOUT_S)") from None
+
+    def _call(self, fn: Callable[[Searcher], T], deadline: float) -> T:
+        if time.monotonic() > deadline:  # its client has had its 504 already: skip the work
+            raise SearchTimeoutError("search expired in the queue")
+        return fn(self._current())
+
+    def warm(self) -> None:
+        """One throw-away search in the background: loads the model, jieba and BM25 before the first request."""
+        self._pool.submit(self._warm)
+
+    def _warm(self) -> None:
+        try:
+            self._current().search("煤层气", top_k=1)
+        except KBError as exc:  # e.g. a model mismatch: the first real request will report it
+            log.warning("warm-up search failed: %s", exc.message)
+
+    def close(self) -> None:
+        self._pool.submit(lambda: self._searcher.close() if self._searcher else None)
+        self._pool.shutdown(wait=True, cancel_futures=True)

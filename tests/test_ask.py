@@ -1,0 +1,166 @@
+"""Cited extractive QA with the real bundled model, and the optional LLM layer against a local test double."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import main
+from kb.ingest.pipeline import ingest
+from kb.models import Citation
+from kb.search.ask import NOT_FOUND, Asker, renumber
+from kb.settings import Settings, get_settings
+
+from .conftest import MINI_DOCS, _guarded_connect
+
+
+def settings_at(home: Path, **extra: Any) -> Settings:
+    """Settings for an index outside KB_HOME (module-scoped fixtures cannot monkeypatch the env)."""
+    return Settings(**{"home": home, **extra})
+
+PLAN = """# 县域发展规划（测试）
+
+## 一、教育成就
+全县普惠性幼儿园覆盖率达到100%。高中阶段毛入学率达到98.58%。新建人才公寓90套，用于引进高层次人才。
+
+## 二、煤层气产业
+支持企业开展地面抽采与井下抽采协同开发。到2025年全县煤层气年产量达到60亿立方米。
+
+## 三、新材料产业
+推进煤层气制金刚石，建设年产100万克拉培育钻石生产线。
+"""
+QUESTION = "高中阶段毛入学率是多少？"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four mini documents plus a short plan, indexed once for the module."""
+    root = tmp_path_factory.mktemp("ask")
+    docs = root / "docs"
+    docs.mkdir()
+    for name, text in {**MINI_DOCS, "plan.md": PLAN}.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", _guarded_connect)
+        assert ingest([docs], settings_at(root / "kb")).failed == []
+    return root / "kb"
+
+
+def _asker(home: Path, **llm: Any) -> Asker:
+    return Asker(settings_at(home, **llm))
+
+
+@pytest.mark.parametrize(("question", "expected", "section"), [
+    (QUESTION, "98.58%", "县域发展规划（测试） > 一、教育成就"),
+    ("全县煤层气年产量目标是多少？", "60亿立方米", "县域发展规划（测试） > 二、煤层气产业"),
+])
+def test_extractive_answer_with_citation(home: Path, question: str, expected: str, section: str) -> None:
+    res = _asker(home).ask(question)
+    assert res.found and expected in res.answer and res.answer.count("[1]") == 1
+    first = res.citations[0]
+    assert (first.doc_id, first.section, first.page) == ("plan", section, None)
+    assert expected in first.text and first.text in res.answer and res.warnings == []
+
+
+def test_not_found_gives_closest_passages(home: Path) -> None:
+    res = _asker(home).ask("火星上的沙尘暴一般多久发生一次？")
+    assert not res.found and res.answer == NOT_FOUND
+    assert 1 <= len(res.citations) <= 3 and all(c.text for c in res.citations)
+
+
+def test_renumber_keeps_valid_citations_in_order() -> None:
+    ps = [Citation(doc_id=f"d{i}", title="t", section="s", page=None, text=f"p{i}") for i in (1, 2, 3)]
+    text, cited = renumber("甲[3]，乙[1][9]，丙[3, 7]。", ps)
+    assert text == "甲[1]，乙[2]，丙[1]。" and [c.doc_id for c in cited] == ["d3", "d1"]
+
+
+# ---- the LLM layer, against a test double of an OpenAI-compatible server on 127.0.0.1 ----
+
+
+class FakeChatServer(ThreadingHTTPServer):
+    """Test double of /chat/completions: ``mode`` is ok | slow | http500 | garbage."""
+
+    daemon_threads = True
+    mode = "ok"
+    requests: list[dict[str, Any]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeChatServer
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        if self.server.mode == "slow":
+            time.sleep(2)
+        if self.server.mode == "http500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        reply = b"<html>not json" if self.server.mode == "garbage" else json.dumps(
+            {"choices": [{"message": {"role": "assistant", "content": "高中阶段毛入学率为98.58%[1]，另见[9]。"}}]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeChatServer]:
+    srv = FakeChatServer(("127.0.0.1", 0), _Handler)
+    srv.requests = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _llm(srv: FakeChatServer) -> dict[str, Any]:
+    return {"llm_base_url": f"http://127.0.0.1:{srv.server_address[1]}/v1", "llm_model": "test-model",
+            "llm_api_key": "k-test", "llm_timeout": 0.5}
+
+
+def test_llm_answer_drops_citations_to_no_passage(home: Path, llm_server: FakeChatServer) -> None:
+    res = _asker(home, **_llm(llm_server)).ask(QUESTION)
+    assert res.found and res.answer == "高中阶段毛入学率为98.58%[1]，另见。" and res.warnings == []
+    assert len(res.citations) == 1 and res.citations[0].doc_id == "plan" and "98.58%" in res.citations[0].text
+    req = llm_server.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer k-test"
+    assert req["body"]["model"] == "test-model" and "[1] " in req["body"]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize(("mode", "warning"), [("slow", "超时"), ("http500", "HTTP 500"), ("garbage", "JSON")])
+def test_llm_failure_falls_back_to_extractive(home: Path, llm_server: FakeChatServer, mode: str, warning: str) -> None:
+    llm_server.mode = mode
+    extractive = _asker(home).ask(QUESTION)
+    res = _asker(home, **_llm(llm_server)).ask(QUESTION)
+    assert res.answer == extractive.answer and res.citations == extractive.citations and res.found
+    assert len(res.warnings) == 1 and warning in res.warnings[0]
+
+
+def test_cli_ask_json_contract(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_HOME", str(home))
+    get_settings.cache_clear()
+    r = CliRunner().invoke(main, ["ask", QUESTION, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out) >= {"question", "answer", "found", "citations"} and out["found"] is True
+    assert set(out["citations"][0]) == {"doc_id", "title", "section", "page", "text"}
+    r = CliRunner().invoke(main, ["ask", QUESTION])
+    assert r.exit_code == 0 and r.stdout.startswith("答案：") and "[1] 县域发展规划（测试）" in r.stdout
+    r = CliRunner().invoke(main, ["ask", "？？"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ")
