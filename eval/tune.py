@@ -94,6 +94,8 @@ def main() -> None:
         "plain": lambda c: [i for i, *_ in fuse(c["dense"], c["char"], 0.5, 0.5)],
         "bm25_x": lambda c: [i for i, *_ in fuse(c["dense"], c["char_x"], 0.5, 0.5)],
         "both_x": lambda c: [i for i, *_ in fuse(c["dense_x"], c["char_x"], 0.5, 0.5)],
+        **{f"bm25_x_w{w}": (lambda c, w=w: [i for i, *_ in fuse(c["dense"], c["char_x"], w, 1 - w)])
+           for w in (0.1, 0.2, 0.3, 0.4)},
     }.items():
         for t in sorted({q.type for q in queries}):
             by_type.setdefault(t, {})[name] = evaluate(fn, t)["ndcg@10"]

@@ -78,11 +78,11 @@ class Manifest:
         rows = self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [str(r[0]) for r in rows]
 
-    def put_document(self, doc: Document, chunks: list[Chunk], source_key: str) -> None:
+    def put_document(self, doc: Document, chunks: list[Chunk], source_key: str, fingerprint: str) -> None:
         """Record a document under the file it came from (``source_key``, a resolved path)."""
         self.db.execute(
             "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?)",
-            (doc.doc_id, doc.kind, doc.title, source_key, doc.fingerprint(), len(chunks),
+            (doc.doc_id, doc.kind, doc.title, source_key, fingerprint, len(chunks),
              json.dumps(doc.meta, ensure_ascii=False), time.time()),
         )
         self.db.executemany(

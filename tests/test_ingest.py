@@ -150,3 +150,12 @@ def test_folder_walk_skips_readme_hidden_and_kbignore(mini_corpus: Path, setting
     (mini_corpus / ".kbignore").write_text("drafts/\n", encoding="utf-8")
     rep = ingest([mini_corpus], settings)
     assert (rep.ingested, rep.failed) == (4, [])
+
+
+def test_new_chunk_settings_rechunk_on_reingest(mini_corpus: Path, settings: Settings) -> None:
+    ingest([mini_corpus], settings)
+    smaller = settings.model_copy(update={"chunk_size": 60, "chunk_overlap": 10})
+    rep = ingest([mini_corpus], smaller)
+    assert rep.ingested >= 1 and rep.failed == []
+    docs, chunks, vectors, bm25 = _counts(smaller)
+    assert chunks == vectors == bm25

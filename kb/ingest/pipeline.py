@@ -23,6 +23,9 @@ from kb.store import VectorStore, open_collection
 
 SUPPORTED = TEXT_EXT | TABLE_EXT | {".docx", ".pdf"}
 IGNORE_FILE = ".kbignore"
+# bump when reading or chunking changes, so unchanged files are read again (unchanged documents
+# are still skipped by their fingerprint, so only what the new code reads differently is re-embedded)
+PIPELINE_VERSION = "2"
 DEFAULT_IGNORE = ["README*"]  # a folder's README describes the folder; it is not content
 _FOLDER_KINDS = {"plan": "plan", "papers": "paper", "paper": "paper", "projects": "project",
                  "needs": "need", "results": "result"}
@@ -119,13 +122,18 @@ def _unique_doc_id(ix: Indexes, doc: Document, source_key: str) -> None:
         doc.doc_id = f"{doc.doc_id}-{content_hash(source_key)[:6]}"
 
 
+def _doc_key(doc: Document, settings: Settings) -> str:
+    """What decides a document's chunks: its content, the chunking settings and the pipeline version."""
+    return content_hash(doc.fingerprint(), PIPELINE_VERSION, str(settings.chunk_size), str(settings.chunk_overlap))
+
+
 def _index_doc(ix: Indexes, doc: Document, source_key: str) -> int:
     chunks = chunk_document(doc, ix.settings.chunk_size, ix.settings.chunk_overlap)
     vecs = ix.embedder.passages([c.embed_text for c in chunks])
     metas = [_chunk_meta(doc, c.section, c.page) for c in chunks]
     _remove(ix, doc.doc_id)
     ix.vectors.add([c.chunk_id for c in chunks], [c.text for c in chunks], vecs, metas)
-    ix.manifest.put_document(doc, chunks, source_key)
+    ix.manifest.put_document(doc, chunks, source_key, _doc_key(doc, ix.settings))
     return len(chunks)
 
 
@@ -138,8 +146,8 @@ def ingest_file(ix: Indexes, path: Path, kind: str | None, report: IngestReport)
     """Ingest one file into every index; returns True if anything changed."""
     key = str(path.resolve())
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if ix.manifest.file_hash(key) == digest + (kind or ""):
+    digest = f"{hashlib.sha256(data).hexdigest()}:{kind or ''}:{PIPELINE_VERSION}:{ix.settings.chunk_size}/{ix.settings.chunk_overlap}"
+    if ix.manifest.file_hash(key) == digest:
         report.skipped += len(ix.manifest.docs_from(key))
         return False
     docs, row_errors = _file_docs(path, data, kind)
@@ -148,7 +156,7 @@ def ingest_file(ix: Indexes, path: Path, kind: str | None, report: IngestReport)
     with ix.manifest:
         for doc in docs:
             _unique_doc_id(ix, doc, key)
-            if ix.manifest.fingerprint(doc.doc_id) == doc.fingerprint():
+            if ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, ix.settings):
                 report.skipped += 1
                 continue
             report.chunks += _index_doc(ix, doc, key)
@@ -158,7 +166,7 @@ def ingest_file(ix: Indexes, path: Path, kind: str | None, report: IngestReport)
             _remove(ix, gone)
             report.deleted += 1
             changed = True
-        ix.manifest.set_file(key, digest + (kind or ""))
+        ix.manifest.set_file(key, digest)
     return changed
 
 
@@ -220,7 +228,7 @@ def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
     ix = open_indexes(settings)
     with ix.manifest:
         for doc in progress(docs) if progress else docs:
-            if ix.manifest.fingerprint(doc.doc_id) == doc.fingerprint():
+            if ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, ix.settings):
                 report.skipped += 1
                 continue
             report.chunks += _index_doc(ix, doc, source_key)
