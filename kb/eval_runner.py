@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from kb.embed import Embedder, load_embedder
-from kb.errors import BadInputError
+from kb.errors import BadInputError, BadQueryError
 from kb.evaluate import METHODS, Query, Runner, evaluate, home_for, load_queries, passage_documents
 from kb.ingest.pipeline import ingest, ingest_documents
 from kb.models import Document, SearchHit
@@ -57,7 +57,13 @@ def _ensure_lexical(settings: Settings) -> None:
 
 
 def _searcher_runner(searcher: Searcher, method: str) -> Runner:
-    return lambda text, filters: searcher.search(text, top_k=30, filters=filters, method=method).hits
+    def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
+        try:
+            return searcher.search(text, top_k=30, filters=filters, method=method).hits
+        except BadQueryError:
+            return []  # an unsearchable query (e.g. punctuation only) scores zero, like no hits
+
+    return run
 
 
 @lru_cache(maxsize=1)

@@ -58,3 +58,14 @@ def test_kb_eval_smoke_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert set(out["methods"]["hybrid"]) == {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
     assert out["methods"]["hybrid"]["recall@5"] == 1.0 and out["methods"]["dense"]["recall@1"] == 1.0
     assert out["by_type"]["t"]["hybrid"]["recall@5"] == 1.0
+
+
+def test_unsearchable_query_scores_zero_instead_of_crashing(tmp_path: Path) -> None:
+    ds = tmp_path / "punct"
+    ds.mkdir()
+    (ds / "corpus.jsonl").write_text('{"id": "p1", "text": "煤层气排采。"}\n', encoding="utf-8")
+    (ds / "queries.jsonl").write_text('{"id": "q1", "text": "？？", "relevant_ids": ["p1"]}\n'
+                                      '{"id": "q2", "text": "排采", "relevant_ids": ["p1"]}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(ds), "--methods", "bm25,hybrid", "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["methods"]["hybrid"]["recall@1"] == 0.5
