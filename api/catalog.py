@@ -1,13 +1,9 @@
-"""Read-only views of the manifest for the API: document pages, one document, counts.
-
-The listing query lives here until kb.manifest grows a paging method.
-"""
+"""Read-only views of the manifest for the API: document pages, one document, counts."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +65,11 @@ def _info(row: dict[str, Any]) -> DocumentInfo:
 def page(settings: Settings, *, limit: int, cursor: str | None, kind: str | None) -> DocumentPage:
     """Documents ordered by id, ``limit`` at a time after the cursor (keyset paging)."""
     after = _decode(cursor) if cursor else ""
-    where, args = ("WHERE kind=?", [kind]) if kind else ("", [])
     m = Manifest(settings.manifest_path)
     try:
-        total = int(m.db.execute(f"SELECT COUNT(*) FROM documents {where}", args).fetchone()[0])
-        sql = (f"SELECT doc_id, kind, title, source, n_chunks, meta, at FROM documents "
-               f"{where + ' AND' if where else 'WHERE'} doc_id > ? ORDER BY doc_id LIMIT ?")
-        rows = [dict(r) for r in m.db.execute(sql, [*args, after, limit + 1])]
+        total, rows = m.page_documents(kind, after, limit + 1)
     finally:
         m.close()
-    for r in rows:
-        r["meta"] = json.loads(r["meta"])
     more = len(rows) > limit
     items = [_info(r) for r in rows[:limit]]
     return DocumentPage(items=items, total=total, next_cursor=_encode(items[-1].doc_id) if more else None)
@@ -105,8 +95,6 @@ def stats(settings: Settings) -> Stats:
     """The ``kb stats --json`` shape."""
     m = Manifest(settings.manifest_path)
     try:
-        docs, chunks = m.counts()
-        return Stats(documents=docs, chunks=chunks, by_kind=m.counts_by_kind(),
-                     embed_model=m.get_meta("embed_model"), lexical=m.get_meta("lexical"))
+        return m.stats()
     finally:
         m.close()

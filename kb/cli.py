@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Iterable
@@ -143,8 +144,6 @@ def _print_hits(res: SearchResponse) -> None:
         where = h.section + (f" (p.{h.page})" if h.page else "")
         click.echo(f"\n{n}. [{h.kind}] {h.title} — {where}  score {h.score:.3f}  id {h.doc_id}")
         text = h.highlighted.replace("<mark>", "\x1b[1;33m").replace("</mark>", "\x1b[0m")
-        import html
-
         click.echo("   " + html.unescape(text)[:300])
 
 
@@ -153,19 +152,16 @@ def _print_hits(res: SearchResponse) -> None:
 def stats(as_json: bool) -> None:
     """Counts of documents and chunks in the index."""
     from kb.manifest import Manifest
-    from kb.models import Stats
 
     s = _settings()
     m = Manifest(s.manifest_path)
-    docs, chunks = m.counts()
-    st = Stats(documents=docs, chunks=chunks, by_kind=m.counts_by_kind(),
-               embed_model=m.get_meta("embed_model"), lexical=m.get_meta("lexical"))
+    st = m.stats()
     m.close()
     if as_json:
         _emit(st.model_dump())
     else:
         kinds = ", ".join(f"{k} {v}" for k, v in st.by_kind.items())
-        click.echo(f"{docs} documents ({kinds or 'none'}), {chunks} chunks; model {st.embed_model}; home {s.home}")
+        click.echo(f"{st.documents} documents ({kinds or 'none'}), {st.chunks} chunks; model {st.embed_model}; home {s.home}")
 
 
 @main.command()

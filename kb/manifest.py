@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import Chunk, Document
+from kb.models import Chunk, Document, Stats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,3 +137,20 @@ class Manifest:
         row = dict(r)
         row["meta"] = json.loads(row["meta"])
         return row
+
+    def stats(self) -> Stats:
+        """The ``kb stats --json`` shape (shared by the CLI and the API)."""
+        docs, chunks = self.counts()
+        return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(),
+                     embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
+
+    def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""
+        where, args = ("WHERE kind=?", [kind]) if kind else ("", [])
+        total = int(self.db.execute(f"SELECT COUNT(*) FROM documents {where}", args).fetchone()[0])
+        sql = (f"SELECT doc_id, kind, title, source, n_chunks, meta, at FROM documents "
+               f"{where + ' AND' if where else 'WHERE'} doc_id > ? ORDER BY doc_id LIMIT ?")
+        rows = [dict(r) for r in self.db.execute(sql, [*args, after, limit])]
+        for r in rows:
+            r["meta"] = json.loads(r["meta"])
+        return total, rows

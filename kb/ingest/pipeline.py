@@ -146,7 +146,8 @@ def ingest_file(ix: Indexes, path: Path, kind: str | None, report: IngestReport)
     """Ingest one file into every index; returns True if anything changed."""
     key = str(path.resolve())
     data = path.read_bytes()
-    digest = f"{hashlib.sha256(data).hexdigest()}:{kind or ''}:{PIPELINE_VERSION}:{ix.settings.chunk_size}/{ix.settings.chunk_overlap}"
+    chunking = f"{ix.settings.chunk_size}/{ix.settings.chunk_overlap}"
+    digest = f"{hashlib.sha256(data).hexdigest()}:{kind or ''}:{PIPELINE_VERSION}:{chunking}"
     if ix.manifest.file_hash(key) == digest:
         report.skipped += len(ix.manifest.docs_from(key))
         return False
