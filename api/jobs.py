@@ -1,14 +1,14 @@
-"""Background ingest jobs: one writer thread per process, a file lock across processes.
+"""Background ingest jobs: one writer thread per process, kb.lock's file lock across processes.
 
 Job records are JSON files under KB_HOME/jobs/, so any worker process can report on any job.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 
 from api.errors import BusyError
 from api.uploads import Stored
-from kb.errors import KBError, NotFoundError
+from kb import lock as kb_lock
+from kb.check import recover_if_needed
+from kb.errors import KBError, NotFoundError, WriterBusyError
 from kb.ingest.pipeline import delete, ingest
 from kb.models import FailedItem, IngestReport
 from kb.settings import Settings
@@ -52,22 +54,20 @@ def _client_view(item: FailedItem, names: dict[str, str]) -> FailedItem:
 
 @contextmanager
 def write_lock(settings: Settings, wait_s: float) -> Iterator[None]:
-    """Exclusive right to write the indexes (threads and processes); BusyError after ``wait_s``."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with open(settings.home / ".write.lock", "a+b") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise BusyError("the index is being written by another job; retry shortly") from None
-                time.sleep(0.05)
-        try:
+    """kb.lock's writer lock, waiting up to ``wait_s``; BusyError (409 "busy") if it stays taken."""
+    try:
+        with kb_lock.write_lock(settings.home, wait_s):
             yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    except WriterBusyError as exc:  # the API's own name and code for it, which clients already handle
+        raise BusyError(exc.message) from None
+
+
+def _recover_on_start(settings: Settings) -> None:
+    """Finish or roll back a write that a crash interrupted, before serving (skipped while a writer runs)."""
+    try:
+        recover_if_needed(settings)  # logs what it repaired
+    except (KBError, OSError, sqlite3.Error) as exc:  # e.g. a read-only KB_HOME: serve what is there
+        log.warning("start-up recovery skipped: %s", getattr(exc, "message", exc))
 
 
 class JobRunner:
@@ -80,6 +80,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self.delete_wait_s = 10.0
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        _recover_on_start(settings)
 
     def submit(self, files: list[Stored], kind: str | None, rejected: list[FailedItem]) -> Job:
         job = Job(job_id=uuid.uuid4().hex, files=[f.name for f in files], failed=list(rejected))

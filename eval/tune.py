@@ -14,8 +14,8 @@ from typing import Any
 from kb import lexical
 from kb.eval_runner import build_index
 from kb.evaluate import Query, load_queries, rank_hits, score
-from kb.search.expand import expand
-from kb.search.fuse import fuse, minmax
+from kb.search.expand import translate
+from kb.search.fuse import cross_language, fuse, minmax
 from kb.search.hybrid import Searcher
 from kb.settings import get_settings
 
@@ -23,12 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def candidates(searcher: Searcher, lex: dict[str, lexical.LexicalIndex], q: Query, n: int) -> dict[str, Any]:
-    """Candidate lists per retriever, for the plain query and for the glossary-expanded one (suffix _x)."""
-    x = expand(q.text)
-    out = {"dense": searcher._dense(q.text, n, q.filters, None), "dense_x": searcher._dense(x, n, q.filters, None)}
+    """Candidate lists per retriever, without and with the glossary translation (suffix _x)."""
+    t = translate(q.text)
+    out = {"dense": searcher._dense(q.text, n, q.filters, None), "dense_x": searcher._dense(q.text, n, q.filters, None, t)}
+    w = searcher.settings.w_translated_bm25
     for m, idx in lex.items():
-        out[m] = idx.search(q.text, n, idx.mask(q.filters, None))
-        out[m + "_x"] = idx.search(x, n, idx.mask(q.filters, None))
+        mask = idx.mask(q.filters, None)
+        out[m] = idx.search(q.text, n, mask)
+        other = [(i, w * s) for i, s in idx.search(t, n, mask, relative=True)] if t else []
+        out[m + "_x"] = cross_language(idx.search(q.text, n, mask, relative=bool(t)), other,
+                                       searcher._other_language(q.text, other), n)
     return out
 
 
@@ -44,7 +48,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--dataset", type=Path, default=ROOT / "eval" / "cbm")
     p.add_argument("--limit", type=int)
-    p.add_argument("--n", type=int, default=50, help="candidates per retriever")
+    p.add_argument("--n", type=int, default=None, help="candidates per retriever (default KB_CANDIDATES)")
     args = p.parse_args()
     settings = get_settings()
     es = build_index(args.dataset, ROOT / "corpus", settings, None)
@@ -61,7 +65,7 @@ def main() -> None:
         assert loaded is not None
         lex[mode] = loaded
     queries = load_queries(args.dataset / "queries.jsonl", args.limit)
-    cands = [candidates(searcher, lex, q, args.n) for q in queries]
+    cands = [candidates(searcher, lex, q, args.n or settings.candidates) for q in queries]
 
     def evaluate(fn: Any, qtype: str | None = None) -> dict[str, float]:
         ranked = []

@@ -76,6 +76,8 @@ def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool
 
     Unchanged files are skipped; changed files replace their old chunks. Files that
     fail are listed with the reason, the rest are ingested, and the exit code is 1.
+    While another writer holds the index it refuses at once (exit 2); an earlier
+    interrupted ingest is finished or rolled back first.
     """
     from kb.ingest.pipeline import ingest as run
 
@@ -168,7 +170,10 @@ def stats(as_json: bool) -> None:
 @click.argument("doc_id")
 @click.option("--json", "as_json", is_flag=True)
 def delete(doc_id: str, as_json: bool) -> None:
-    """Remove a document and all its chunks from every index."""
+    """Remove a document and all its chunks from every index.
+
+    Like ingest, it refuses at once (exit 2) while another writer holds the index.
+    """
     from kb.ingest.pipeline import delete as run
 
     n = run(doc_id, _settings())
@@ -176,6 +181,32 @@ def delete(doc_id: str, as_json: bool) -> None:
         _emit({"deleted": doc_id, "chunks": n})
     else:
         click.echo(f"deleted {doc_id} ({n} chunks)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok", "documents", "chunks", "problems", ...}.')
+@click.option("--repair", is_flag=True, help="First finish or roll back an interrupted write, drop orphan vectors, rebuild BM25.")
+def check(as_json: bool, repair: bool) -> None:
+    """Check that the manifest, Chroma and BM25 hold the same chunks and SQLite is sound.
+
+    Compares chunk ids, not counts. Exit code 1 when a problem remains; it takes the writer
+    lock, so it refuses (exit 2) while an ingest or delete is running.
+    """
+    from kb.check import check as run
+
+    rep = run(_settings(), repair=repair)
+    if as_json:
+        _emit(rep.to_dict())
+    else:
+        for line in rep.repaired:
+            click.echo(f"repaired: {line}")
+        state = "ok" if rep.ok else f"NOT OK, {len(rep.problems)} problems"
+        click.echo(f"{state}: {rep.documents} documents, {rep.chunks} chunks; "
+                   f"Chroma {rep.vectors} vectors, BM25 {rep.bm25} rows; generation {rep.published_gen}")
+        for p in rep.problems:
+            click.echo(f"problem: {p}")
+    if not rep.ok:
+        sys.exit(1)
 
 
 @main.command("eval")

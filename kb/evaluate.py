@@ -123,7 +123,7 @@ def home_for(base: Path, dataset: Path, settings: Settings) -> Path:
         if f.is_file() and f.name != "queries.jsonl" and f.suffix != ".md":
             h.update(f.name.encode())
             h.update(f.read_bytes())
-    h.update(f"{settings.embed_model}|{settings.chunk_size}|{settings.chunk_overlap}".encode())
+    h.update(f"{settings.embed_model}|{settings.embed_backend}|{settings.chunk_size}|{settings.chunk_overlap}".encode())
     return base / f"{dataset.name}-{h.hexdigest()[:12]}"
 
 

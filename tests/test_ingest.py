@@ -13,7 +13,7 @@ from kb.ingest.pipeline import delete, ingest
 from kb.lexical import load
 from kb.manifest import Manifest
 from kb.settings import Settings
-from kb.store import VectorStore, open_collection
+from kb.store import VectorStore, collection_for
 
 
 def _counts(s: Settings) -> tuple[int, int, int, int]:
@@ -21,7 +21,7 @@ def _counts(s: Settings) -> tuple[int, int, int, int]:
     docs, chunks = m.counts()
     m.close()
     lex = load(s.bm25_dir)
-    return docs, chunks, VectorStore(open_collection(s.chroma_dir)).count(), len(lex.ids) if lex else 0
+    return docs, chunks, VectorStore(collection_for(s)).count(), len(lex.ids) if lex else 0
 
 
 def test_reingest_is_idempotent(mini_corpus: Path, settings: Settings) -> None:

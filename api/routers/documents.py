@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from api import catalog, uploads
 from api.auth import ReadAccess, WriteAccess
 from api.deps import JobsDep, SettingsDep
+from api.errors import COMMON_ERRORS, error_responses
 from kb.errors import UnsupportedFileError
 from kb.models import KINDS
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+router = APIRouter(prefix="/documents", tags=["documents"], responses=COMMON_ERRORS)
 Kind = Literal["plan", "paper", "project", "need", "result"]
 assert set(KINDS) == set(Kind.__args__)  # type: ignore[attr-defined]
 
@@ -28,11 +29,14 @@ class Deleted(BaseModel):
     chunks: int
 
 
-@router.post("", status_code=202, response_model=Accepted, summary="上传文档（后台入库）")
+@router.post("", status_code=202, response_model=Accepted, summary="上传文档（后台入库）",
+             responses=error_responses(400, 403, 415))
 def upload(
     settings: SettingsDep, jobs: JobsDep, _: WriteAccess,
-    files: Annotated[list[UploadFile], File(description="txt md docx pdf csv xlsx jsonl; one or more")],
-    kind: Annotated[Kind | None, Form(description="kind of every document; default from the file")] = None,
+    files: Annotated[list[UploadFile], File(description="txt md docx pdf csv xlsx jsonl; one or more",
+                                            json_schema_extra={"minItems": 1})],  # none is a 422
+    kind: Annotated[Kind | None, Form(description="kind of every document; default from the file",
+                                              json_schema_extra={"anyOf": [{"type": "string", "enum": list(KINDS)}]})] = None,
 ) -> Accepted:
     """Store the files under server-made names and ingest them in the background; poll GET /jobs/{job_id}."""
     stored, rejected = uploads.save(files, settings.uploads_dir)
@@ -41,7 +45,7 @@ def upload(
     return Accepted(job_id=jobs.submit(stored, kind, rejected).job_id)
 
 
-@router.get("", response_model=catalog.DocumentPage, summary="文档列表（分页）")
+@router.get("", response_model=catalog.DocumentPage, summary="文档列表（分页）", responses=error_responses(400))
 async def list_documents(
     settings: SettingsDep, _: ReadAccess,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
@@ -52,13 +56,13 @@ async def list_documents(
     return await run_in_threadpool(catalog.page, settings, limit=limit, cursor=cursor, kind=kind)
 
 
-@router.get("/{doc_id:path}", response_model=catalog.DocumentDetail, summary="文档详情")
+@router.get("/{doc_id:path}", response_model=catalog.DocumentDetail, summary="文档详情", responses=error_responses(404))
 async def get_document(doc_id: str, settings: SettingsDep, _: ReadAccess) -> catalog.DocumentDetail:
     """One document with all its passages."""
     return await run_in_threadpool(catalog.detail, settings, doc_id)
 
 
-@router.delete("/{doc_id:path}", response_model=Deleted, summary="删除文档")
+@router.delete("/{doc_id:path}", response_model=Deleted, summary="删除文档", responses=error_responses(403, 404, 409))
 async def delete_document(doc_id: str, jobs: JobsDep, _: WriteAccess) -> Deleted:
     """Remove a document and its passages from every index (409 while a long ingest holds the index)."""
     n = await run_in_threadpool(jobs.delete_document, doc_id)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from api import catalog
 from api.auth import ReadAccess
 from api.deps import SettingsDep
+from api.errors import COMMON_ERRORS
 from kb.models import Stats
 
 router = APIRouter(tags=["health"])
@@ -22,7 +23,7 @@ class Health(BaseModel):
     features: list[str] = Field(description="capabilities this server offers: search, ask, match")
 
 
-@router.get("/health", response_model=Health, summary="服务状态（无需密钥）")
+@router.get("/health", response_model=Health, summary="服务状态（无需密钥）", responses={413: COMMON_ERRORS[413]})
 async def health(request: Request, settings: SettingsDep) -> Health:
     """Up, with the index counts and the embedding model in use."""
     st = await run_in_threadpool(catalog.stats, settings)
@@ -30,7 +31,7 @@ async def health(request: Request, settings: SettingsDep) -> Health:
                   embed_model=st.embed_model or settings.embed_model, features=request.app.state.features)
 
 
-@router.get("/stats", response_model=Stats, summary="索引统计（同 kb stats --json）")
+@router.get("/stats", response_model=Stats, summary="索引统计（同 kb stats --json）", responses=COMMON_ERRORS)
 async def stats(settings: SettingsDep, _: ReadAccess) -> Stats:
     """Documents and chunks in the index, by kind — the ``kb stats --json`` shape."""
     return await run_in_threadpool(catalog.stats, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Response
@@ -12,14 +12,15 @@ from pydantic import BaseModel, Field
 
 from api.auth import ReadAccess
 from api.deps import SearchDep, SettingsDep
-from api.errors import NotAcceptableError
+from api.errors import COMMON_ERRORS, NotAcceptableError, error_responses
+from api.routers.search import HAS_WORD
 from kb.errors import NotFoundError
 from kb.models import AskResponse, Match, MatchResponse
 from kb.search.ask import TOP_CHUNKS, Asker
 from kb.search.hybrid import Searcher
 from kb.search.match import EXPORT_HEADERS, Filters, Matcher, Record, export_rows, write_table
 
-router = APIRouter(tags=["market"])
+router = APIRouter(tags=["market"], responses=COMMON_ERRORS)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv"
@@ -27,7 +28,7 @@ JSON = "application/json"
 
 
 class AskRequest(BaseModel):
-    question: str = Field(..., min_length=1, max_length=2000)
+    question: str = Field(..., min_length=1, max_length=2000, json_schema_extra={"pattern": HAS_WORD})
     top_k: int = Field(TOP_CHUNKS, ge=1, le=50, description="passages searched for answer sentences")
 
     model_config = {"json_schema_extra": {"examples": [
@@ -37,19 +38,28 @@ class AskRequest(BaseModel):
 class MatchFilters(BaseModel):
     top_k: int = Field(5, ge=1, le=100)
     min_trl: int | None = Field(None, ge=1, le=9, description="only candidates with TRL at least this")
-    field: str | None = Field(None, max_length=100, description="only this field, e.g. 储运液化")
-    region: str | None = Field(None, max_length=100, description="region contains, e.g. 沁水")
+    field: str | None = Field(None, max_length=100, description="only this field, e.g. 储运液化",
+                              json_schema_extra={"pattern": r"\S"})  # blank is refused: 400
+    region: str | None = Field(None, max_length=100, description="region contains, e.g. 沁水",
+                              json_schema_extra={"pattern": r"\S"})  # blank is refused: 400
 
     def filters(self) -> Filters:
         return Filters(min_trl=self.min_trl, field=self.field, region=self.region)
 
 
+_MODES = ("need_id", "result_id", "text")
+# exactly one of the three is a string; the others absent or null (Matcher.match answers 400 otherwise)
+_ONE_OF: Any = [{"required": [m], "properties": {o: {"type": "string" if o == m else "null"} for o in _MODES}}
+           for m in _MODES]
+
+
 class MatchRequest(MatchFilters):
     need_id: str | None = Field(None, max_length=200, description="match this need against the results")
     result_id: str | None = Field(None, max_length=200, description="match this result against the needs")
-    text: str | None = Field(None, max_length=4000, description="an engineer's own description of a problem")
+    text: str | None = Field(None, max_length=4000, description="an engineer's own description of a problem",
+                             json_schema_extra={"pattern": HAS_WORD})
 
-    model_config = {"json_schema_extra": {"examples": [
+    model_config = {"json_schema_extra": {"oneOf": _ONE_OF, "examples": [
         {"need_id": "N101", "top_k": 5},
         {"text": "集输管线穿过采空区，希望实时发现第三方挖掘和泄漏并给出桩号", "top_k": 5, "min_trl": 5},
         {"result_id": "R101", "top_k": 3, "region": "沁水"}]}}
@@ -70,14 +80,15 @@ class BatchResponse(BaseModel):
     results: list[NeedMatches]
 
 
-@router.post("/ask", response_model=AskResponse, summary="智能问答（带引用）")
+@router.post("/ask", response_model=AskResponse, summary="智能问答（带引用）", responses=error_responses(400, 409, 504))
 async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess) -> AskResponse:
     """An answer built from the best sentences of the top passages; each [n] cites a passage."""
     budget = settings.search_timeout_s + (settings.llm_timeout if settings.llm_base_url else 0.0)
     return await worker.run(lambda s: Asker(s.settings, s).ask(body.question, top_k=body.top_k), timeout=budget)
 
 
-@router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果，附理由）")
+@router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果，附理由）",
+             responses=error_responses(400, 404, 409, 504))
 async def match(body: MatchRequest, worker: SearchDep, _: ReadAccess) -> MatchResponse:
     """Give exactly one of need_id, result_id or text; each match carries readable reasons."""
     return await worker.run(lambda s: Matcher(s.settings, s).match(
@@ -124,7 +135,8 @@ def _sheet(rows: list[list[object]], media: str) -> Response:
 @router.post("/match/batch", summary="批量供需匹配（JSON / Excel / CSV）",
              response_model=BatchResponse,
              responses={200: {"content": {XLSX: {}, CSV: {}},
-                              "description": f"JSON, or a sheet with columns {'、'.join(EXPORT_HEADERS)}"}})
+                              "description": f"JSON, or a sheet with columns {'、'.join(EXPORT_HEADERS)}"},
+                        **error_responses(400, 404, 406, 409, 504)})
 async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess,
                       accept: Annotated[str | None, Header()] = None) -> Response | BatchResponse:
     """Every need (or ``need_ids``) with its top results; ``Accept`` picks JSON, XLSX or CSV."""

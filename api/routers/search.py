@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictStr
 
 from api.auth import ReadAccess
 from api.deps import SearchDep
-from kb.models import SearchResponse
+from api.errors import COMMON_ERRORS, error_responses
+from kb.models import KINDS, SearchResponse
+from kb.search.filters import ALLOWED
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], responses=COMMON_ERRORS)
+
+
+# The schema states what kb.search.filters.validate accepts, so generated clients (and Schemathesis)
+# know it; the request still arrives as a dict, so an unknown key gets validate's 400 naming the valid ones.
+HAS_WORD = r"[^\W_]"  # clean_query refuses text without a letter, digit or CJK character
+_TEXT_VALUE = {"type": "string", "pattern": r"^\s*[^\s$\u0000](?:[^$\u0000]{0,198}[^\s$\u0000])?\s*$"}
+_NUMBER = {"type": "integer", "minimum": 0, "maximum": 10**9}
+_FILTERS_SCHEMA: dict[str, Any] = {"additionalProperties": False, "properties": {
+    **{k: {"anyOf": [_TEXT_VALUE, _NUMBER]} for k in ALLOWED},
+    "kind": {"type": "string", "enum": list(KINDS)},
+    "year": {"anyOf": [_NUMBER, {"type": "string", "pattern": r"^\s*[0-9]{1,200}\s*$"}]},
+}}
+
+
+def _not_bool(v: object) -> object:
+    if isinstance(v, bool):  # pydantic would take true as 1
+        raise ValueError("a filter value is a string or a number, not true/false")
+    return v
+
+
+# int, not StrictInt: JSON Schema counts 2023.0 as an integer
+FilterValue = StrictStr | Annotated[int, Field(ge=0, le=10**9), BeforeValidator(_not_bool)]
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(..., min_length=1, max_length=2000, description="问题或关键词，中文或英文")
+    query: str = Field(..., min_length=1, max_length=2000, description="问题或关键词，中文或英文",
+                       json_schema_extra={"pattern": HAS_WORD})  # checked by clean_query: 400 bad_query
     top_k: int = Field(10, ge=1, le=100)
-    filters: dict[str, str | int] = Field(
-        default_factory=dict, description="kind, source, section (heading-path prefix), year, field, doc_id")
+    filters: dict[str, FilterValue] = Field(
+        default_factory=dict, description="kind, source, section (heading-path prefix), year, field, doc_id",
+        json_schema_extra=_FILTERS_SCHEMA)
     method: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
     model_config = {"json_schema_extra": {"examples": [
@@ -28,7 +54,8 @@ class SearchRequest(BaseModel):
     ]}}
 
 
-@router.post("/search", response_model=SearchResponse, summary="技术检索（混合检索：向量 + BM25）")
+@router.post("/search", response_model=SearchResponse, summary="技术检索（混合检索：向量 + BM25）",
+             responses=error_responses(400, 409, 504))
 async def search(body: SearchRequest, worker: SearchDep, _: ReadAccess) -> SearchResponse:
     """Hybrid search; hits carry the heading path (``section``), page and ``<mark>`` highlights."""
     return await worker.run(lambda s: s.search(body.query, top_k=body.top_k, filters=dict(body.filters),

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from kb.errors import ExtractionError
 from kb.ingest.plan import guess_title, heading_level, parse_structure
 from kb.models import Document, Section
+from kb.settings import get_settings
 from kb.text import normalize
 
 TEXT_EXT = {".txt", ".md", ".markdown"}
@@ -20,17 +25,83 @@ _ABSTRACT = re.compile(r"^(摘\s*要|abstract)\b", re.IGNORECASE)
 _REFERENCES = re.compile(r"^(参\s*考\s*文\s*献|references|bibliography)$", re.IGNORECASE)
 
 
+# a zip member may expand this much: real .xlsx/.docx parts compress 5-50x, a bomb 1000x
+MAX_ZIP_RATIO = 200
+MAX_ZIP_TOTAL = 1 << 30  # bytes, all members together, as declared by the archive
+MAX_ZIP_MEMBERS = 10000
+_ROOT = Path(__file__).resolve().parents[2]  # where the child finds this very kb package
+
+
 def decode_text(data: bytes, name: str) -> str:
-    """Decode text trying UTF-8 (with or without BOM), UTF-16 (by BOM), then GB18030."""
-    encodings = ("utf-8-sig", "gb18030")
+    """Decode text: UTF-8 (with or without BOM), UTF-16 (by BOM or by its NUL bytes), then GB18030.
+
+    A few stray NUL bytes are dropped later by ``normalize``; many, and not UTF-16, mean a binary file.
+    """
+    encodings: tuple[str, ...] = ("utf-8-sig", "gb18030")
+    nuls = data.count(0)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encodings = ("utf-16", *encodings)
+    elif nuls and (utf16 := _bomless_utf16(data, nuls)):
+        encodings = (utf16,)
+    elif nuls * 100 > len(data) and nuls > 16:  # a handful in a tiny file may be a broken export
+        raise ExtractionError(f"{name}: binary data ({nuls} NUL bytes), not a text file")
     for enc in encodings:
         try:
             return data.decode(enc)
         except UnicodeDecodeError:
             continue
     raise ExtractionError(f"{name}: cannot decode text (tried UTF-8, UTF-8-BOM, UTF-16, GB18030)")
+
+
+def _bomless_utf16(data: bytes, nuls: int) -> str | None:
+    """'utf-16-le' or 'utf-16-be' for UTF-16 written without a BOM (Windows tools do), else None.
+
+    The tell: ASCII characters (newlines, digits) leave NUL bytes at odd offsets (LE) or even ones
+    (BE); UTF-8 text with a stray NUL is valid UTF-8 and stays UTF-8.
+    """
+    odd, even = data[1::2].count(0), data[0::2].count(0)
+    if len(data) % 2 or max(odd, even) < 4 * min(odd, even) or nuls * 200 < len(data) // 2:
+        return None
+    if nuls * 10 < len(data):
+        try:
+            data.decode("utf-8")
+            return None
+        except UnicodeDecodeError:
+            pass
+    enc = "utf-16-le" if odd > even else "utf-16-be"
+    try:
+        return enc if "\x00" not in data.decode(enc) else None
+    except UnicodeDecodeError:
+        return None
+
+
+def zip_bomb_reason(members: list[tuple[int, int]]) -> str | None:
+    """Why an archive of (uncompressed, compressed) member sizes must not be opened, or None.
+
+    zipfile stops a member at its declared size (and fails its CRC), so the declared sizes bound
+    what opening the archive can cost.
+    """
+    if len(members) > MAX_ZIP_MEMBERS:
+        return f"{len(members)} members (limit {MAX_ZIP_MEMBERS})"
+    total = sum(size for size, _ in members)
+    if total > MAX_ZIP_TOTAL:
+        return f"{total >> 20} MB uncompressed (limit {MAX_ZIP_TOTAL >> 20} MB)"
+    for size, packed in members:
+        if size > 1 << 20 and size > MAX_ZIP_RATIO * max(packed, 1):
+            return f"a member expands {size // max(packed, 1)}x (limit {MAX_ZIP_RATIO}x)"
+    return None
+
+
+def check_zip(data: bytes, name: str, what: str) -> None:
+    """Refuse a zip container (.xlsx, .docx) that is broken or would expand into a bomb, before parsing it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [(i.file_size, i.compress_size) for i in zf.infolist()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise ExtractionError(f"{name}: not a readable {what} file ({exc.__class__.__name__})") from exc
+    reason = zip_bomb_reason(members)
+    if reason:
+        raise ExtractionError(f"{name}: refused, looks like a zip bomb: {reason}")
 
 
 def _require_text(sections: list[Section], name: str) -> list[Section]:
@@ -49,6 +120,7 @@ def read_docx(data: bytes, name: str) -> tuple[str, list[Section]]:
     """(title, sections) of a Word document; Word heading styles become Markdown headings."""
     import docx
 
+    check_zip(data, name, ".docx")
     try:
         d = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile/KeyError/ValueError for broken files
@@ -112,23 +184,31 @@ def _append_line(body: list[str], line: str) -> None:
         body.append(line)
 
 
-def read_pdf(data: bytes, name: str) -> tuple[str, list[Section]]:
-    """(title, sections) of a PDF, page numbers kept."""
-    import pypdf
-    from pypdf.errors import PdfReadError
+def pdf_pages(data: bytes, name: str, timeout_s: float) -> tuple[list[str], str]:
+    """(page texts, metadata title) from pypdf in a child process, killed after ``timeout_s``.
 
+    A process, not a thread: a PDF that keeps the parser busy can only be stopped by killing it.
+    """
+    cmd = [sys.executable, "-m", "kb.ingest.pdfworker"]
+    try:
+        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout_s, cwd=_ROOT, check=False)
+    except subprocess.TimeoutExpired:  # run() has killed the child and reaped it
+        raise ExtractionError(f"{name}: PDF parsing took longer than {timeout_s:g} s and was stopped "
+                              "(KB_PDF_TIMEOUT_S); the file may be malformed") from None
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise ExtractionError(f"{name}: the PDF parser crashed (exit code {proc.returncode})") from None
+    if "error" in out:
+        raise ExtractionError(f"{name}: {out['error']}")
+    return list(out["pages"]), str(out["title"])
+
+
+def read_pdf(data: bytes, name: str, timeout_s: float | None = None) -> tuple[str, list[Section]]:
+    """(title, sections) of a PDF, page numbers kept; ``timeout_s`` defaults to KB_PDF_TIMEOUT_S."""
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise ExtractionError(f"{name}: not a PDF file (no %PDF header)")
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ExtractionError(f"{name}: PDF is encrypted (password required)")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except ExtractionError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise ExtractionError(f"{name}: unreadable PDF ({exc})") from exc
+    pages, meta_title = pdf_pages(data, name, get_settings().pdf_timeout_s if timeout_s is None else timeout_s)
     if not any(p.strip() for p in pages):
         raise ExtractionError(f"{name}: no extractable text (image-only or empty PDF)")
     first = next((normalize(x) for p in pages for x in p.split("\n") if x.strip()), "")
@@ -136,7 +216,8 @@ def read_pdf(data: bytes, name: str) -> tuple[str, list[Section]]:
     return title, _require_text(pdf_sections(pages, title), name)
 
 
-def read_document(path: Path, data: bytes, kind: str, doc_id: str) -> Document:
+def read_document(path: Path, data: bytes, kind: str, doc_id: str,
+                  pdf_timeout_s: float | None = None) -> Document:
     """A single-document file as a Document of the given kind."""
     ext = path.suffix.lower()
     if ext in TEXT_EXT:
@@ -144,7 +225,7 @@ def read_document(path: Path, data: bytes, kind: str, doc_id: str) -> Document:
     elif ext == ".docx":
         title, sections = read_docx(data, path.name)
     elif ext == ".pdf":
-        title, sections = read_pdf(data, path.name)
+        title, sections = read_pdf(data, path.name, pdf_timeout_s)
     else:  # the pipeline dispatches; reaching here is a programming error
         raise ValueError(f"no document reader for {ext}")
     return Document(doc_id=doc_id, kind=kind, title=title or path.stem, source=path.name, sections=sections)

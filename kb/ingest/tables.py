@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.errors import ExtractionError, RecordError
-from kb.ingest.readers import decode_text
+from kb.ingest.readers import check_zip, decode_text
 from kb.models import KINDS, Document, Section
 from kb.text import normalize
 
@@ -33,7 +33,7 @@ def read_rows(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[str]]
     """Rows as dicts keyed by header, plus per-row parse errors (for JSONL lines)."""
     ext = path.suffix.lower()
     if ext == ".csv":
-        return list(csv.DictReader(io.StringIO(decode_text(data, path.name)))), []
+        return _csv_rows(decode_text(data, path.name), path.name), []
     if ext == ".xlsx":
         return _xlsx_rows(data, path.name), []
     rows: list[dict[str, Any]] = []
@@ -47,24 +47,37 @@ def read_rows(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[str]]
                 raise ValueError("not a JSON object")
             obj["_row"] = n
             rows.append(obj)
-        except ValueError as exc:
-            errors.append(f"{path.name} line {n}: invalid JSON ({exc})")
+        except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+            errors.append(f"{path.name} line {n}: invalid JSON ({str(exc)[:200]})")
     return rows, errors
+
+
+def _csv_rows(text: str, name: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return list(reader)
+    except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit: the file, not the batch, fails
+        raise ExtractionError(f"{name}: malformed CSV after line {reader.line_num} ({exc})") from None
 
 
 def _xlsx_rows(data: bytes, name: str) -> list[dict[str, Any]]:
     import openpyxl
 
-    try:
+    check_zip(data, name, ".xlsx")  # sizes from the zip directory, before openpyxl inflates anything
+    try:  # rows are parsed lazily in read-only mode, so broken sheet XML fails inside the loop
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException
+        try:
+            if not wb.worksheets:
+                raise ExtractionError(f"{name}: the workbook has no worksheet")
+            it = wb.worksheets[0].iter_rows(values_only=True)
+            header = [_cell(h) for h in next(it, ())]
+            return [dict(zip(header, r, strict=False)) for r in it if any(c is not None for c in r)]
+        finally:
+            wb.close()
+    except ExtractionError:
+        raise
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException/XML errors
         raise ExtractionError(f"{name}: not a readable .xlsx file ({exc.__class__.__name__})") from exc
-    ws = wb.worksheets[0]
-    it = ws.iter_rows(values_only=True)
-    header = [_cell(h) for h in next(it, ())]
-    rows = [dict(zip(header, r, strict=False)) for r in it if any(c is not None for c in r)]
-    wb.close()
-    return rows
 
 
 def _row_label(path: Path, row: dict[str, Any], n: int) -> str:
@@ -83,7 +96,7 @@ def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> 
     if trl not in (None, ""):
         try:
             meta["trl"] = int(float(str(trl)))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: 1e400 parses as inf
             raise RecordError(f"{label}: trl {trl!r} is not a number 1-9") from None
         if not 1 <= meta["trl"] <= 9:
             raise RecordError(f"{label}: trl {meta['trl']} outside 1-9")

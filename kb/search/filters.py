@@ -37,7 +37,7 @@ def validate(filters: dict[str, object] | None) -> tuple[dict[str, str], str | N
             raise BadFilterError(f"filter {key!r} has an invalid value {value!r}")
         if key == "kind" and value not in KINDS:
             raise BadFilterError(f"kind must be one of {', '.join(KINDS)}")
-        if key == "year" and not value.isdigit():
+        if key == "year" and not (value.isascii() and value.isdigit()):  # str.isdigit also takes '²' and '٣'
             raise BadFilterError("year must be a number such as 2023")
         if key == "section":
             section = value
@@ -48,7 +48,7 @@ def validate(filters: dict[str, object] | None) -> tuple[dict[str, str], str | N
 
 def chroma_where(eq: dict[str, str]) -> dict[str, object] | None:
     """A Chroma ``where`` built only from whitelisted keys with ``$eq`` on plain values."""
-    clauses = [{k: {"$eq": v}} for k, v in eq.items()]
+    clauses: list[dict[str, object]] = [{k: {"$eq": v}} for k, v in eq.items()]
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -31,6 +31,19 @@ def weighted_rrf(dense: Ranked, bm25: Ranked, w_dense: float, w_bm25: float, k: 
     return out
 
 
+def cross_language(hits: Ranked, translated: Ranked, other_language: set[str], k: int) -> Ranked:
+    """Dense hits where each other-language passage keeps the better of its two similarities.
+
+    ``translated`` are the hits of the query's glossary translation; a passage in the query's own
+    language keeps its original score, so the translation only lifts passages it speaks to.
+    """
+    best = dict(hits)
+    for i, s in translated:
+        if i in other_language and s > best.get(i, -1.0):
+            best[i] = s
+    return sorted(best.items(), key=lambda t: (-t[1], t[0]))[:k]
+
+
 def _select_fusion(method: str) -> Callable[[Ranked, Ranked, float, float], dict[str, float]]:
     methods = {"relative": relative_score, "rrf": weighted_rrf}
     if method not in methods:
