@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export KB_HOME ?= ./data
 
-.PHONY: install run ingest serve browser test test-fast lint eval bench papers clean help
+.PHONY: install run ingest serve browser test test-fast lint eval bench papers stress clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -46,9 +46,22 @@ lint: install  ## ruff + mypy
 eval: install  ## regenerate docs/EVAL.md
 	$(BIN)/python -m eval.report
 
+bench: install  ## measure ingest, search latency, throughput, RSS, index size at 10k-1M chunks (~20 min); writes docs/BENCHMARKS.md
+	$(BIN)/python -m bench
+
+.PHONY: bench-quick
+bench-quick: install  ## the benchmark harness on 2k chunks (~2 min smoke run) into /tmp/kb-bench-quick
+	$(BIN)/python -m bench --quick --out /tmp/kb-bench-quick
+
 papers: install  ## regenerate corpus/papers/*.pdf from their sources (needs a CJK font)
 	fc-list 2>/dev/null | grep -q DroidSansFallback || (apt-get update -q && apt-get install -y -q fonts-droid-fallback)
 	$(BIN)/python corpus/papers/build_papers.py
+
+stress: install  ## the long reliability runs: kill -9 crashes, load during ingest, more Schemathesis cases
+	KB_STRESS_KILLS=50 $(BIN)/pytest tests/test_crash.py -k random_moments
+	KB_LOAD_FULL=1 $(BIN)/pytest -s tests/test_load.py
+	KB_SCHEMATHESIS_EXAMPLES=100 $(BIN)/pytest tests/test_schemathesis.py
+	$(BIN)/pytest tests/test_hostile.py
 
 clean:  ## remove the venv and the data directory
 	rm -rf $(VENV) data

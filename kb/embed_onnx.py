@@ -202,6 +202,9 @@ class OnnxE5Embedder:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads or os.cpu_count() or 1
             opts.inter_op_num_threads = 1
+            # idle ORT threads otherwise spin after each call and take the cores Chroma's query needs
+            # (measured at 100k chunks, load ~2.5: Chroma query 13.6 -> 5.3 ms, embedding unchanged)
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         except (ImportError, OSError, ValueError) as exc:
             raise EmbeddingModelError(f"cannot build or load the ONNX model in {cache_dir}: {exc}") from exc

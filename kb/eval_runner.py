@@ -109,6 +109,8 @@ def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
     kinds = {d: (m.document(d) or {}).get("kind", "") for d, _ in by_section}
 
     def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
+        if not any(ch.isalnum() for ch in text):
+            return []  # llama-index embeds no empty query (its vector is None); ours scores it as no hits too
         out = []
         for n in retriever.retrieve(text):
             md = n.node.metadata

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,16 +135,15 @@ class VectorStore:
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
         """Top-k (chunk id, cosine similarity), optionally restricted by a Chroma ``where``."""
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
-        # no count() first: Chroma 1.5 returns fewer than k hits by itself, and against a server a count
-        # is one more round trip (measured on loopback: 1.3 ms, beside 6.4 ms for the query itself)
-        q = VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k)
+        # straight to the collection, distances only: through ChromaVectorStore every hit's text and
+        # metadata came back too (measured at 100k chunks: 10-14 ms per query vs 1.5-2.5 ms), and the
+        # Searcher reads those from the manifest anyway. No count() first: Chroma 1.5 returns fewer
+        # than k hits by itself, and against a server a count is one more round trip.
         with _reachable(""):
-            res = self._store.query(q, where=where) if where else self._store.query(q)
-        sims = res.similarities or []
-        # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos
-        return [(i, 1.0 + math.log(max(s, 1e-12))) for i, s in zip(res.ids or [], sims, strict=True)]
+            res = self._collection.query(query_embeddings=[vector.astype(np.float32)], n_results=k,
+                                         where=where or None, include=["distances"])
+        ids, dists = (res.get("ids") or [[]])[0], (res.get("distances") or [[]])[0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]  # cosine space: d = 1 - cos
 
     def count(self) -> int:
         with _reachable(""):

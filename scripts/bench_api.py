@@ -1,50 +1,32 @@
-"""Latency of POST /search over HTTP, from a separate process: median and p95 per concurrency level.
+"""Latency and throughput of POST /search on a running server, from a separate process.
 
-    python scripts/bench_api.py http://127.0.0.1:8000 --requests 200 --concurrency 1 8
+    python scripts/bench_api.py http://127.0.0.1:8000 --requests 200 --concurrency 1 4 16
+
+The load client itself lives in bench/http.py (`make bench` uses it against servers it starts);
+this is the same client pointed at a server you already run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import statistics
+import json
+import sys
 import time
+from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing bench
+
+from bench.http import load  # noqa: E402
 
 RUN = f"{time.time_ns() % 100000:05d}"  # unique texts across runs too (the server caches query vectors)
-
 QUERIES = ["排采过程中如何控制井底流压", "多分支水平井", "低浓度瓦斯发电", "煤层气液化 LNG", "U型井 直井",
            "煤粉产出 渗透率伤害", "skid-mounted liquefaction of coalbed methane", "煤层气利用率目标",
            "沁水盆地高煤阶煤层", "甲烷浓度低于30%的瓦斯怎么利用"]
 
 
-async def _worker(client: httpx.AsyncClient, n: int, offset: int, out: list[float], key: str | None,
-                  unique: bool) -> None:
-    headers = {"X-API-Key": key} if key else {}
-    for i in range(n):
-        q = QUERIES[(offset + i) % len(QUERIES)]
-        if unique:  # a new text each time, so every request pays for its query embedding
-            q = f"{q} {RUN}-{offset}-{i}"
-        t0 = time.perf_counter()
-        r = await client.post("/search", json={"query": q, "top_k": 10}, headers=headers)
-        out.append((time.perf_counter() - t0) * 1000)
-        r.raise_for_status()
-
-
-async def run(url: str, requests: int, concurrency: int, key: str | None, unique: bool) -> dict[str, float]:
-    times: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        await client.post("/search", json={"query": "预热", "top_k": 1}, headers={"X-API-Key": key} if key else {})
-        t0 = time.perf_counter()
-        per = requests // concurrency
-        await asyncio.gather(*(_worker(client, per, i * 7, times, key, unique) for i in range(concurrency)))
-        wall = time.perf_counter() - t0
-    times.sort()
-    p95 = times[int(0.95 * (len(times) - 1))]
-    return {"clients": concurrency, "unique_queries": unique, "requests": len(times),
-            "median_ms": round(statistics.median(times), 1), "p95_ms": round(p95, 1), "max_ms": round(times[-1], 1),
-            "throughput_rps": round(len(times) / wall, 1)}
+def queries(n: int, unique: bool) -> list[str]:
+    """``n`` queries; with ``unique`` each text is new, so every request pays for its query embedding."""
+    return [f"{QUERIES[i % len(QUERIES)]} {RUN}-{i}" if unique else QUERIES[i % len(QUERIES)] for i in range(n)]
 
 
 def main() -> None:
@@ -55,8 +37,11 @@ def main() -> None:
     ap.add_argument("--key", help="API key, when reads need one")
     ap.add_argument("--repeat", action="store_true", help="reuse 10 queries (the server caches their vectors)")
     args = ap.parse_args()
-    for c in args.concurrency:
-        print(asyncio.run(run(args.url, args.requests, c, args.key, not args.repeat)))
+    headers = {"X-API-Key": args.key} if args.key else {}
+    load(args.url, ["预热"], 1, headers)
+    for i, c in enumerate(args.concurrency):
+        qs = [f"{q}#{i}" if not args.repeat else q for q in queries(args.requests, not args.repeat)]
+        print(json.dumps({**load(args.url, qs, c, headers), "unique_queries": not args.repeat}))
 
 
 if __name__ == "__main__":

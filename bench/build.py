@@ -1,0 +1,103 @@
+"""Build a KB_HOME of N chunks through the pipeline's own storage code, without embedding.
+
+Run as its own process (``python -m bench.build``) so its peak RSS is the ingest process's alone:
+vectors go through ``kb.store.upsert`` (what the pipeline calls), rows through ``Manifest``,
+and BM25 through ``kb.lexical.build``; the JSON it prints says how long each took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import data
+from kb import lexical, store
+from kb.ingest.pipeline import _chunk_meta, open_indexes
+from kb.settings import Settings, get_settings
+from kb.text import tokenize
+
+TOKENIZE_SAMPLE = 20000  # rows tokenized on their own to find tokenization's share of the BM25 build
+
+
+def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx: np.ndarray,
+               base_vecs: np.ndarray, model: str, seed: int) -> dict[str, Any]:
+    """Fill ``settings.home`` with ``n`` chunks; returns the timings of each store."""
+    ix = open_indexes(settings)
+    ix.manifest.set_meta("embed_model", model)  # what the Searcher checks against its embedder
+    gen = ix.manifest.written_gen() + 1
+    t = {"generate_s": 0.0, "chroma_s": 0.0, "manifest_s": 0.0}
+    mark = time.perf_counter()
+    for b in data.generate(n, real, base_idx, base_vecs, seed, settings.chunk_size):
+        t0 = time.perf_counter()
+        t["generate_s"] += t0 - mark
+        flat = [(d, c) for d, cs in zip(b.docs, b.chunks, strict=True) for c in cs]
+        store.upsert(ix.vectors, [c.chunk_id for _, c in flat], [c.text for _, c in flat], b.vectors,
+                     [_chunk_meta(d, c.section, c.page) for d, c in flat])
+        t1 = time.perf_counter()
+        with ix.manifest:
+            for d, cs in zip(b.docs, b.chunks, strict=True):
+                ix.manifest.put_document(d, cs, "bench-synthetic", d.fingerprint(), gen)
+            ix.manifest.mark_written(gen)
+        mark = time.perf_counter()
+        t["chroma_s"] += t1 - t0
+        t["manifest_s"] += mark - t1
+    t["rss_before_bm25_mb"] = round(_hwm_mb(), 1)  # the peak so far: Chroma, manifest, generator
+    t.update(_bm25(ix, settings, gen))
+    ix.manifest.close()
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in t.items()}
+
+
+def _bm25(ix: Any, settings: Settings, gen: int) -> dict[str, Any]:
+    """kb.ingest.pipeline.rebuild_lexical, split into its steps so each is timed."""
+    t0 = time.perf_counter()
+    rows = [{**dict(r), "source": Path(r["source"]).name, **_meta(r["meta"])} for r in ix.manifest.iter_chunks()]
+    t1 = time.perf_counter()
+    lexical.build(rows, settings.lexical, settings.bm25_dir, generation=gen)
+    t2 = time.perf_counter()
+    ix.manifest.set_meta("lexical", settings.lexical)
+    ix.manifest.publish(gen)
+    sample = rows[:TOKENIZE_SAMPLE]
+    peak = _hwm_mb()
+    t3 = time.perf_counter()
+    n_tokens = sum(len(tokenize(r["embed_text"], settings.lexical)) for r in sample)
+    tok_s = (time.perf_counter() - t3) * len(rows) / max(1, len(sample))
+    return {"manifest_read_s": t1 - t0, "bm25_build_s": t2 - t1, "bm25_tokenize_s_est": tok_s,
+            "rss_after_bm25_mb": round(peak, 1), "tokens_per_row": round(n_tokens / max(1, len(sample)), 1)}
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS so far (VmHWM)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def _meta(raw: str) -> dict[str, Any]:
+    m = json.loads(raw)
+    return {"field": m.get("field"), "year": m.get("year")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="holds real.json and base.npz (bench/__main__.py)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    real = data.load_real(args.work / "real.json")
+    base = np.load(args.work / "base.npz")
+    settings = get_settings().model_copy(update={"home": args.home})
+    t0 = time.perf_counter()
+    out = write_home(settings, args.n, real, base["idx"], base["vecs"], str(base["model"]), args.seed)
+    out["total_s"] = round(time.perf_counter() - t0, 2)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
