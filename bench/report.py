@@ -257,69 +257,48 @@ def breakdown(prof: dict[str, Any]) -> dict[str, float]:
 
 NOTES = [
     "## What limits each figure, and where the next factor of 2 is", "",
-    "Read off the profile and the tables above. Re-check after the embedder or the indexes change. Everything "
-    "was measured on a 2-core machine that other work kept busy (see the load averages), so absolute "
-    "milliseconds are pessimistic and noisy; the ratios are the useful part. Between 10k and 300k the load at "
-    "the time of each size's run moved latency more than the corpus size did (300k ran at load ~1-2, the "
-    "smaller sizes at ~3-4): within this range the search path does not grow visibly with N, apart from BM25.", "",
-    "- **Hybrid search latency** is mostly two serial costs: the query embedding (one ONNX run of e5-small) and "
-    "the Chroma query. Two findings make the Chroma half several times dearer than it needs to be (see the "
-    "Chroma-call table): (1) llama-index's `ChromaVectorStore` asks Chroma for documents and metadatas as well "
-    "as distances, and then rebuilds a TextNode from every hit's metadata, while the Searcher uses only ids and "
-    "scores and reads its rows from the manifest anyway; (2) right after a query embedding, the ONNX runtime's "
-    "idle intra-op threads keep spinning and take the cores Chroma's query needs. *Next 2x:* in `kb/store.py`, "
-    "query the collection directly with `include=[\"distances\"]`; in the ONNX embedder, set the session "
-    "option `session.intra_op.allow_spinning` to `0` (a hand test at 100k with 50 candidates, load ~2.5, "
-    "onnxruntime patched in-process: Chroma after an embedding fell from 13.6 to 5.3 ms p50, the embedding "
-    "itself stayed ~6 ms). Highlighting "
-    "(`kb/search/highlight.py`, 10 hits) is the third cost; BM25 scoring and the manifest lookups are small. "
-    "llama-index's default retriever beats our dense-only path because it asks Chroma for 10 hits where we ask "
-    "for KB_CANDIDATES (see settings above; fusion needs them), each with its document and metadata "
-    "turned into a TextNode, and English "
-    "queries run a second dense query with their glossary translation; with distances-only queries that gap "
-    "mostly closes. The candidate count matters: an earlier run of this harness with KB_CANDIDATES=50 (the "
-    "default then) measured 100k over HTTP at p50 23.8 / p99 52.0 ms (load ~2.7), against the figures above "
-    "with 100.",
+    "Read off the profile and the tables above; re-check after the embedder or the indexes change. The machine "
+    "is shared, so absolute milliseconds move with the load average printed beside each figure; the ratios are "
+    "the useful part. Within 10k-300k the search path does not grow visibly with N, apart from BM25.", "",
+    "- **Hybrid search latency.** Three changes of this stop, each found with this harness: `kb/store.py` asks "
+    "Chroma for distances only (llama-index's `ChromaVectorStore` also fetched every hit's document and metadata, "
+    "which the Searcher reads from the manifest anyway; see the Chroma-call table), the ONNX session's idle "
+    "threads no longer spin (they took the cores Chroma's query needed right after a query embedding), and "
+    "BM25 is built from token ids. The previous run of this harness (before those changes, load ~4) measured "
+    "100k in-process hybrid p50 47.0 ms and HTTP p50 41.8 / p99 100.4 ms; this run measures the figures above. "
+    "Now the query embedding is the largest share (profile), then highlighting, Chroma and BM25. *Next 2x:* "
+    "highlighting tokenizes the query again for every hit (`query_terms` is called once per hit): once per "
+    "query would remove most of its share; the query embedding only gets cheaper with a smaller model.",
     "- **BM25-only latency** grows with N: `get_scores` fills a dense score vector over all rows, and the postings "
-    "of common CJK unigrams cover most of them. By the measured growth, roughly 10-40 ms at 1M. *Next 2x:* drop "
-    "(or down-weight) query unigrams of very common characters, and take the top k from the sparse matrix instead "
-    "of a dense `get_scores` over every row.",
+    "of common CJK unigrams cover most of them. *Next 2x:* drop (or down-weight) query unigrams of very common "
+    "characters, and take the top k from the sparse matrix instead of a dense `get_scores` over every row.",
     "- **HTTP vs in-process:** HTTP adds FastAPI/uvicorn, the JSON of 10 hits with text and highlights, and a load "
     "client on the same 2 cores. Each worker runs one search thread (api/search_worker.py), one query at a time.",
-    "- **Throughput** is CPU-bound and oversubscribed: each worker's ONNX session starts one thread per core "
-    "(`KB_EMBED_THREADS=0`), so 2 workers on 2 cores run 4 spinning model threads plus Chroma's own; more "
-    "clients then add queueing, not throughput. The variant rows with `KB_EMBED_THREADS=1` show the effect: "
-    "in the runs recorded here they served more queries/s at 16 clients at every size, most at 10k, though "
-    "the margin is within this machine's noise at 300k. *Next 2x:* one model thread "
-    "per worker when workers ≥ cores (or `kb serve` setting it), spinning off, and the cheaper Chroma call. "
-    "100 q/s on 2 cores needs ≤ ~20 CPU-ms per query including HTTP — reachable only with all three.",
+    "- **Throughput** is CPU-bound. `kb serve --workers N` now gives each worker cores/N embedding threads when "
+    "KB_EMBED_THREADS is 0 (one thread per core in every worker oversubscribed the machine: in the previous "
+    "run, 19 vs 36 q/s at 10k and 16 clients), so the two rows per size (default and KB_EMBED_THREADS=1) "
+    "are the same configuration and their difference is this machine's noise. 100 q/s on 2 cores needs "
+    "≤ ~20 CPU-ms per query including HTTP.",
     "- **Ingest end to end** is the embedder's speed: storing a chunk (Chroma + manifest + BM25) costs a few ms, "
-    "embedding it 1/(passages/s). Ours and llama-index's default pipeline spend about the same per page on the "
-    "model; llama-index's SentenceSplitter makes ~3x fewer, longer chunks, and our pipeline also rebuilds BM25 "
-    "and takes the write lock. *Next 2x:* only the embedder (and the passage-vector cache on re-ingest).",
+    "embedding it 1/(passages/s). llama-index's SentenceSplitter makes ~3x fewer, longer chunks, and our "
+    "pipeline also rebuilds BM25 and takes the write lock. *Next 2x:* only the embedder (docs/EMBEDDING_SPEED.md; "
+    "the passage-vector cache makes re-ingest free).",
     "- **Chroma inserts** (`kb.store.upsert`, 1000 per call, with llama-index TextNode conversion) slow down as "
-    "the HNSW graph grows (10k → 100k → 300k: 791 → 675 → 521/s at load ~3.5-4; 10k → 100k: 486 → 285/s in "
-    "an earlier run at load ~6-7), so 1M takes 30-60 min here depending on the load. "
+    "the HNSW graph grows (see the build table), so 1M takes 30-60 min here depending on the load. "
     "*Next 2x:* bigger batches (Chroma's max batch is ~5k) straight into the collection, no TextNode round trip.",
-    "- **BM25 build and the memory ceiling.** `kb.lexical.build` first tokenizes every row into Python lists of "
-    "strings: ~360 tokens per chunk (char unigrams + bigrams), ~85 bytes each as Python objects. The build "
-    "table's peak RSS (after the Chroma and manifest writes → at the end) shows the jump; a separate run of "
-    "`lexical.build` alone on the 100k "
-    "manifest peaked at 4.65 GB (3.1 GB of it the token lists) and took 40 s, 10 s of it tokenization (load "
-    "~3.7). At 1M that is ~45 GB, so the 1M build cannot run on this 23 GB machine with the current code, and "
-    "the build process's RSS, not Chroma or the server, breaks the 8 GB target. (At 1k-10k the build's peak "
-    "also jumps by a fixed ~1.2 GB during the BM25 step that `lexical.build` alone does not show; not "
-    "investigated.) Tokenization is ~15-25% of the build; bm25s's own string-to-id pass and sparse-matrix "
-    "build are the rest. *Next 2x (and the memory fix):* "
-    "stream rows through the tokenizer straight into integer ids (one vocabulary dict, numpy arrays per batch) "
-    "and give bm25s ids, never all token strings at once.",
+    "- **BM25 build and the memory ceiling.** `kb.lexical.build` used to hold every row's tokens as Python "
+    "strings (~360 per chunk); it now maps them to int32 ids as it goes (`_token_ids`). The 10k and 100k rows "
+    "of the build table were rebuilt with it: 100k peaked at 1.7 GB against 4.9 GB with strings in the previous "
+    "run. The 300k row was reused from the previous run (string tokens, 14.3 GB), so the harness's 1M "
+    "prediction below still comes from the old build. What remains is the list of manifest rows with their "
+    "text that `rebuild_lexical` hands to the build, and bm25s's own arrays. *Next:* stream rows from SQLite "
+    "in batches into the id arrays.",
     "- **Index size** is ~12 KB per chunk on disk at 100k: Chroma ~8 KB (vector, HNSW links, and the chunk's text "
     "and metadata again in its SQLite), BM25 ~2 KB, manifest ~1.8 KB. Not storing documents in Chroma (the "
     "manifest has the text) would shrink Chroma's share.",
     "- **Server start to first answer** = model load + Chroma opening its collection (the HNSW index is read into "
-    "memory, so this grows with N) + BM25 mmap (near constant). Met at every measured size, but growing with N "
-    "(see the HTTP table); at 1M the HNSW load would need to be lazy, or the server answer BM25-only until the "
-    "vector index is ready.",
+    "memory, so this grows with N) + BM25 mmap (near constant). Met at every measured size, but growing with N; "
+    "at 1M the HNSW load would need to be lazy, or the server answer BM25-only until the vector index is ready.",
     "- **Server RSS** = the model + Chroma's in-memory HNSW index and caches, per worker: 2 workers hold two "
     "copies. KB_CHROMA_URL (one Chroma server for all workers) keeps one.",
     "",
@@ -327,11 +306,11 @@ NOTES = [
     "",
     "Not run. The harness predicts each size's build from the largest measured one (linearly) and runs it only "
     "when the prediction fits the time budget (`--budget-min`, default 40 min) and 80% of free memory. The "
-    "build table's 1M row is that prediction from the largest measured size: ~30 min of Chroma inserts and "
-    "~9 min of BM25 build at this load, but a peak RSS of ~47 GB (twice this machine's memory; the 300k build "
-    "peaked at 14.3 GB, ~47 KB per chunk, confirming the linear growth), so it was not started; ~12 GB on "
-    "disk; and embedding 1M real chunks ~1 day at the measured passages/s. "
-    "Every 1M figure in this document is such an extrapolation and is labelled so.",
+    "build table's 1M row is that prediction from the 300k build of the previous run (string-token BM25): "
+    "~30 min of Chroma inserts, ~9 min of BM25 build and ~47 GB peak RSS, so it was not started. With the "
+    "id-based build the 100k peak fell 2.9x; a linear guess from it is still above the 8 GB target at 1M. "
+    "Embedding 1M real chunks would take about a day at the measured passages/s. Every 1M figure here is an "
+    "extrapolation and is labelled so.",
     "",
 ]
 

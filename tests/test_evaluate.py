@@ -69,3 +69,17 @@ def test_unsearchable_query_scores_zero_instead_of_crashing(tmp_path: Path) -> N
     res = CliRunner().invoke(main, ["eval", "--dataset", str(ds), "--methods", "bm25,hybrid", "--json", "-q"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["methods"]["hybrid"]["recall@1"] == 0.5
+
+
+def test_baseline_scores_an_empty_query_as_no_hits(tmp_path: Path) -> None:
+    """cmrc2018 has two empty queries; llama-index's retriever crashed on them (None query vector)."""
+    ds = tmp_path / "empty"
+    ds.mkdir()
+    (ds / "corpus.jsonl").write_text('{"id": "p1", "text": "煤层气排采。"}\n', encoding="utf-8")
+    (ds / "queries.jsonl").write_text('{"id": "q1", "text": "", "relevant_ids": ["p1"]}\n'
+                                      '{"id": "q2", "text": "排采", "relevant_ids": ["p1"]}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(ds), "--methods", "llamaindex_baseline,hybrid",
+                                    "--json", "-q"])
+    assert res.exit_code == 0, res.output
+    methods = json.loads(res.stdout)["methods"]
+    assert methods["llamaindex_baseline"]["recall@1"] == 0.5 and methods["hybrid"]["recall@1"] == 0.5
