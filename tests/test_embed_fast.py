@@ -110,6 +110,7 @@ def test_backend_setting_picks_the_embedder(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_cache_dir_setting_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KB_MODEL_CACHE", raising=False)
     assert Settings().model_cache == tmp_path / ".cache" / "cbm-kb"
 
 
