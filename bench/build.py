@@ -1,7 +1,7 @@
 """Build a KB_HOME of N chunks through the pipeline's own storage code, without embedding.
 
 Run as its own process (``python -m bench.build``) so its peak RSS is the ingest process's alone:
-vectors go through ``kb.store.upsert`` (what the pipeline calls), rows through ``Manifest``,
+vectors go through ``kb.store.VectorStore.upsert`` (what the pipeline calls), rows through ``Manifest``,
 and BM25 through ``kb.lexical.build``; the JSON it prints says how long each took.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench import data
-from kb import lexical, store
+from kb import lexical
 from kb.ingest.pipeline import _chunk_meta, open_indexes
 from kb.settings import Settings, get_settings
 from kb.text import tokenize
@@ -37,7 +37,7 @@ def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx:
         t0 = time.perf_counter()
         t["generate_s"] += t0 - mark
         flat = [(d, c) for d, cs in zip(b.docs, b.chunks, strict=True) for c in cs]
-        store.upsert(ix.vectors, [c.chunk_id for _, c in flat], [c.text for _, c in flat], b.vectors,
+        ix.vectors.upsert([c.chunk_id for _, c in flat], [c.text for _, c in flat], b.vectors,
                      [_chunk_meta(d, c.section, c.page) for d, c in flat])
         t1 = time.perf_counter()
         with ix.manifest:

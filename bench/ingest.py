@@ -48,7 +48,7 @@ def llamaindex(paths: list[Path], settings: Settings) -> dict[str, Any]:
     from kb.ingest import pipeline
     from kb.store import open_collection
 
-    emb = _llama_embedding(settings.embed_model, settings.embed_batch)
+    emb = _llama_embedding(settings)
     t0 = time.perf_counter()
     docs = [LIDocument(text="\n".join(s.text for s in d.sections), metadata={"doc_id": d.doc_id})
             for p in paths for d in pipeline._file_docs(p, p.read_bytes(), None)[0]]

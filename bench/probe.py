@@ -80,7 +80,7 @@ def llamaindex_latency(settings: Settings, queries: list[str]) -> dict[str, Any]
     from kb.store import collection_for
 
     index = VectorStoreIndex.from_vector_store(ChromaVectorStore(chroma_collection=collection_for(settings)),
-                                               embed_model=_llama_embedding(settings.embed_model, settings.embed_batch))
+                                               embed_model=_llama_embedding(settings))
     retriever = index.as_retriever(similarity_top_k=10)
     retriever.retrieve("煤层气 排采")
     return percentiles(timed(retriever.retrieve, queries))

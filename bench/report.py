@@ -137,7 +137,7 @@ def _data_section(res: dict[str, Any]) -> list[str]:
             "**perturbed copy of its parent's real vector** (normalize(v + 0.5·gaussian/√d), cos ≈ 0.89 to the parent), so "
             "dense neighbourhoods are clustered like real ones. Embedding cost at each size is **extrapolated** from the "
             "measured passages/s, never measured",
-            "- storage: vectors through `kb.store.upsert` (1000 per Chroma call), rows through `kb.manifest.Manifest`, "
+            "- storage: vectors through `VectorStore.upsert` (1000 per Chroma call), rows through `kb.manifest.Manifest`, "
             "BM25 through `kb.lexical.build` — the pipeline's own write code, in a child process whose peak RSS is reported",
             "- queries: distinct real questions (eval/cbm and cmrc2018), never repeated inside one process, "
             "so every search pays for its query embedding", ""]
@@ -146,7 +146,7 @@ def _data_section(res: dict[str, Any]) -> list[str]:
 def _build_section(res: dict[str, Any]) -> list[str]:
     e = res["embedding"]
     out = ["## Build at each size (storage without embedding)", "",
-           "`chroma inserts/s` is `kb.store.upsert` incl. llama-index node conversion; `BM25 build` is `kb.lexical.build` "
+           "`chroma inserts/s` is `VectorStore.upsert` incl. llama-index node conversion; `BM25 build` is `kb.lexical.build` "
            "(tokenize + bm25s index + save); `tokenize` is our char uni+bigram tokenizer's share of it, estimated from 20k rows. "
            "`embed (extrap.)` is N / measured passages/s.", ""]
     rows = []
@@ -283,7 +283,7 @@ NOTES = [
     "embedding it 1/(passages/s). llama-index's SentenceSplitter makes ~3x fewer, longer chunks, and our "
     "pipeline also rebuilds BM25 and takes the write lock. *Next 2x:* only the embedder (docs/EMBEDDING_SPEED.md; "
     "the passage-vector cache makes re-ingest free).",
-    "- **Chroma inserts** (`kb.store.upsert`, 1000 per call, with llama-index TextNode conversion) slow down as "
+    "- **Chroma inserts** (`VectorStore.upsert`, 1000 per call, with llama-index TextNode conversion) slow down as "
     "the HNSW graph grows (see the build table), so 1M takes 30-60 min here depending on the load. "
     "*Next 2x:* bigger batches (Chroma's max batch is ~5k) straight into the collection, no TextNode round trip.",
     "- **BM25 build and the memory ceiling.** `kb.lexical.build` used to hold every row's tokens as Python "

@@ -15,7 +15,7 @@ from typing import Any
 
 from kb import lexical
 from kb.errors import WriterBusyError
-from kb.ingest.pipeline import Indexes, lexical_behind, open_indexes, rebuild_lexical, recover
+from kb.ingest.pipeline import Indexes, interrupted, open_indexes, rebuild_lexical, recover
 from kb.lock import write_lock
 from kb.manifest import Manifest
 from kb.settings import Settings
@@ -105,18 +105,14 @@ def _repair(ix: Indexes) -> list[str]:
 
 
 def needs_recovery(settings: Settings) -> bool:
-    """A cheap look (counts, no id lists) for an interrupted write: an unpublished generation, a stale
-    BM25, or a vector count other than the chunk count (orphans of a crash before a commit)."""
+    """Whether an interrupted write left something to recover (the write path's cheap look, no lock)."""
     if not settings.manifest_path.exists():
         return False
     m = Manifest(settings.manifest_path)
     try:
-        if lexical_behind(m, settings.bm25_dir):
-            return True
-        chunks = m.counts()[1]
+        return interrupted(m, int(collection_for(settings).count()), settings.bm25_dir)
     finally:
         m.close()
-    return int(collection_for(settings).count()) != chunks
 
 
 def recover_if_needed(settings: Settings) -> list[str]:

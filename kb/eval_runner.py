@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +65,11 @@ def _searcher_runner(searcher: Searcher, method: str) -> Runner:
     return run
 
 
-@lru_cache(maxsize=1)
-def _llama_embedding(model: str, batch: int) -> Any:
+def _llama_embedding(settings: Settings) -> Any:
     """Our embedder behind llama-index's BaseEmbedding interface (query/passage sides kept)."""
     from llama_index.core.embeddings import BaseEmbedding
 
-    emb: Embedder = load_embedder(model, batch)
+    emb: Embedder = load_embedder(settings.embed_model, settings.embed_batch, settings=settings)
 
     class KBEmbedding(BaseEmbedding):
         def _get_query_embedding(self, query: str) -> list[float]:
@@ -86,7 +84,7 @@ def _llama_embedding(model: str, batch: int) -> Any:
         async def _aget_query_embedding(self, query: str) -> list[float]:
             return self._get_query_embedding(query)
 
-    return KBEmbedding(model_name=emb.name, embed_batch_size=batch)
+    return KBEmbedding(model_name=emb.name, embed_batch_size=settings.embed_batch)
 
 
 def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
@@ -103,7 +101,7 @@ def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
     for r in m.iter_chunks():
         by_section.setdefault((r["doc_id"], r["section"]), []).append(r["text"])
     docs = [LIDocument(text="\n".join(t), metadata={"doc_id": d, "section": s}) for (d, s), t in by_section.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=_llama_embedding(settings.embed_model, settings.embed_batch),
+    index = VectorStoreIndex.from_documents(docs, embed_model=_llama_embedding(settings),
                                             transformations=[SentenceSplitter()])
     retriever = index.as_retriever(similarity_top_k=100)
     kinds = {d: (m.document(d) or {}).get("kind", "") for d, _ in by_section}

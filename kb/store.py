@@ -14,6 +14,7 @@ from kb.errors import KBError, NetworkForbiddenError
 from kb.settings import Settings
 
 COLLECTION = "kb_chunks"
+_BATCH = 1000  # ids per Chroma call, well under its max batch size
 
 
 def _refusing_embedding_function() -> Any:
@@ -115,18 +116,40 @@ class VectorStore:
         self._collection = collection
         self._store = ChromaVectorStore(chroma_collection=collection)
 
-    def add(self, ids: list[str], texts: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
-        from llama_index.core.schema import BaseNode, NodeRelationship, RelatedNodeInfo, TextNode
+    def upsert(self, ids: list[str], texts: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
+        """Add vectors, replacing any with the same id: Chroma's ``add`` keeps an existing id's old metadata.
+
+        The write path upserts a document's new chunks *before* it drops the old ones, so an unchanged
+        chunk id of a changed document is never missing from Chroma, even for a moment.
+        """
+        from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
+        from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
         # the source relationship makes llama-index write our doc_id (not None) into its doc_id key
-        nodes: list[BaseNode] = [
+        nodes = [
             TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m),
                      relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(m["doc_id"]))})
             for i, t, v, m in zip(ids, texts, vectors, metas, strict=True)
         ]
-        if nodes:
+        # the same metadata llama-index's ChromaVectorStore.add writes, so its queries read ours alike
+        metadatas = [{k: ("" if v is None else v) for k, v in node_to_metadata_dict(n, remove_text=True).items()}
+                     for n in nodes]
+        for s in range(0, len(nodes), _BATCH):
+            part = nodes[s : s + _BATCH]
             with _reachable(""):
-                self._store.add(nodes)
+                self._collection.upsert(
+                    ids=[n.node_id for n in part], embeddings=[n.get_embedding() for n in part],
+                    metadatas=metadatas[s : s + _BATCH],
+                    documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part],
+                )
+
+    def present_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` Chroma holds (fetched by id, not counted)."""
+        out: set[str] = set()
+        for s in range(0, len(ids), _BATCH):
+            with _reachable(""):
+                out.update(self._collection.get(ids=ids[s : s + _BATCH], include=[])["ids"])
+        return out
 
     def delete(self, ids: list[str]) -> None:
         if ids:
@@ -161,46 +184,4 @@ def _flat(meta: dict[str, Any]) -> dict[str, Any]:
         if v is None:
             continue
         out[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
-    return out
-
-
-# ---- crash safety (kb/ingest/pipeline.py, kb/check.py) ------------------------------------------
-
-_BATCH = 1000  # ids per Chroma call, well under its max batch size
-
-
-def upsert(store: VectorStore, ids: list[str], texts: list[str], vectors: np.ndarray,
-           metas: list[dict[str, Any]]) -> None:
-    """Add vectors, replacing any with the same id: Chroma's ``add`` keeps an existing id's old metadata.
-
-    The write path upserts a document's new chunks *before* it drops the old ones, so an unchanged
-    chunk id of a changed document is never missing from Chroma, even for a moment.
-    """
-    from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
-    from llama_index.core.vector_stores.utils import node_to_metadata_dict
-
-    nodes = [
-        TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m),
-                 relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(m["doc_id"]))})
-        for i, t, v, m in zip(ids, texts, vectors, metas, strict=True)
-    ]
-    # the same metadata llama-index's ChromaVectorStore.add writes, so its queries read ours alike
-    metadatas = [{k: ("" if v is None else v) for k, v in node_to_metadata_dict(n, remove_text=True).items()}
-                 for n in nodes]
-    for s in range(0, len(nodes), _BATCH):
-        part = nodes[s : s + _BATCH]
-        with _reachable(""):
-            store._collection.upsert(
-                ids=[n.node_id for n in part], embeddings=[n.get_embedding() for n in part],
-                metadatas=metadatas[s : s + _BATCH],
-                documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part],
-            )
-
-
-def present_ids(store: VectorStore, ids: list[str]) -> set[str]:
-    """Which of ``ids`` Chroma holds (fetched by id, not counted)."""
-    out: set[str] = set()
-    for s in range(0, len(ids), _BATCH):
-        with _reachable(""):
-            out.update(store._collection.get(ids=ids[s : s + _BATCH], include=[])["ids"])
     return out

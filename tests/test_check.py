@@ -74,7 +74,7 @@ def test_missing_vectors_are_found_by_id_and_repair_rolls_the_document_back(inde
 
 def test_orphan_vectors_are_reported_and_removed(indexed: Settings) -> None:
     vs = VectorStore(collection_for(indexed))
-    vs.add(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
+    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
     code, rep = _check()
     assert code == 1 and rep["problems"] == ["1 vectors in Chroma belong to no manifest document"]
     code, rep = _check("--repair")
@@ -113,7 +113,7 @@ def test_api_start_finishes_an_interrupted_write(indexed: Settings) -> None:
     m.db.commit()
     m.close()
     vs = VectorStore(collection_for(indexed))
-    vs.add(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
+    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
     JobRunner(indexed, on_change=lambda: None).close()
     code, rep = _check()
     assert code == 0 and rep["documents"] == 4 and rep["vectors"] == rep["chunks"]

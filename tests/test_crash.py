@@ -32,7 +32,7 @@ from kb.check import check, recover_if_needed
 from kb.ingest import pipeline
 from kb.manifest import Manifest
 from kb.settings import Settings
-from kb.store import VectorStore, collection_for, present_ids
+from kb.store import VectorStore, collection_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("needs", "results", "plan")
@@ -69,7 +69,7 @@ def _arm(point: str) -> None:
     from kb import store
 
     if point == "after_upsert":  # the second file's vectors are in Chroma, its manifest rows are not
-        real, calls = store.upsert, []
+        real, calls = store.VectorStore.upsert, []
 
         def upsert_then_die(*a: Any, **k: Any) -> None:
             real(*a, **k)
@@ -77,7 +77,7 @@ def _arm(point: str) -> None:
             if len(calls) == 2:
                 _die()
 
-        store.upsert = upsert_then_die
+        store.VectorStore.upsert = upsert_then_die  # type: ignore[method-assign]
     elif point == "after_commit":  # a file's manifest rows committed, the vectors they replaced still there
         real_delete = store.VectorStore.delete
         store.VectorStore.delete = lambda self, ids: _die() if ids else real_delete(self, ids)  # type: ignore[method-assign]
@@ -163,7 +163,7 @@ def _assert_readers_consistent(s: Settings) -> int:
     bm25 = set(lex.ids) if lex else set()
     wanted = [i for ids in visible.values() for i in ids]
     with _chroma(s) as vs:
-        assert present_ids(vs, wanted) == set(wanted)
+        assert vs.present_ids(wanted) == set(wanted)
     assert set(wanted) <= bm25
     return len(visible)
 
@@ -187,7 +187,7 @@ def _assert_agree(s: Settings) -> int:
         return 0
     with _chroma(s) as vs:
         assert n_chunks == vs.count() == len(lex.ids) == len(every)
-        found = present_ids(vs, every)
+        found = vs.present_ids(every)
     bm25 = set(lex.ids)
     for doc_id, ids in docs.items():  # by id, document by document, not by count
         assert set(ids) <= found, f"{doc_id}: chunks missing from Chroma"

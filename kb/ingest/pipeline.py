@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb import lexical, store
+from kb import lexical
 from kb.embed import Embedder, load_embedder
 from kb.errors import ExtractionError, IndexMismatchError, KBError, NotFoundError, UnsupportedFileError
 from kb.ingest.chunk import chunk_document
@@ -56,7 +56,7 @@ class Indexes:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = load_embedder(self.settings.embed_model, self.settings.embed_batch,
-                                           cache=self.settings.vector_cache_path)
+                                           settings=self.settings, cache=self.settings.vector_cache_path)
             self._check_model(self._embedder.name)
         return self._embedder
 
@@ -124,7 +124,7 @@ def _index_docs(ix: Indexes, docs: list[Document], source_key: str, gen: int) ->
         vecs = ix.embedder.passages([c.embed_text for c in chunks])
         metas = [_chunk_meta(d, c.section, c.page) for d, cs in zip(docs, per_doc, strict=True) for c in cs]
         # vectors before the manifest rows: a committed document always has all its vectors
-        store.upsert(ix.vectors, [c.chunk_id for c in chunks], [c.text for c in chunks], vecs, metas)
+        ix.vectors.upsert([c.chunk_id for c in chunks], [c.text for c in chunks], vecs, metas)
     stale: list[str] = []
     for doc, cs in zip(docs, per_doc, strict=True):
         new = {c.chunk_id for c in cs}
@@ -195,6 +195,19 @@ def lexical_behind(manifest: Manifest, bm25_dir: Path) -> bool:
     return manifest.written_gen() != published or int(st.get("generation", 0)) != published
 
 
+def interrupted(manifest: Manifest, vector_count: int, bm25_dir: Path) -> bool:
+    """A cheap look (counts, no id lists) for an interrupted write: an unpublished generation, a stale
+    BM25, or a vector count other than the chunk count (orphans of a crash before a commit)."""
+    return lexical_behind(manifest, bm25_dir) or vector_count != manifest.counts()[1]
+
+
+def recover_if_interrupted(ix: Indexes) -> list[str]:
+    """``recover`` only when the cheap look finds something: its id scans cost seconds at scale."""
+    if not interrupted(ix.manifest, ix.vectors.count(), ix.settings.bm25_dir):
+        return []
+    return recover(ix)
+
+
 def recover(ix: Indexes) -> list[str]:
     """Undo or finish what an interrupted writer left behind; the caller holds the write lock.
 
@@ -241,7 +254,7 @@ def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
-            recover(ix)
+            recover_if_interrupted(ix)
             gen = ix.manifest.written_gen() + 1
             files = expand(paths)
             changed = False
@@ -272,7 +285,7 @@ def delete(doc_id: str, settings: Settings) -> int:
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
-            recover(ix)
+            recover_if_interrupted(ix)
             if ix.manifest.document(doc_id) is None:
                 raise NotFoundError(f"no document with id {doc_id!r}")
             gen = ix.manifest.written_gen() + 1
@@ -307,7 +320,7 @@ def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
-            recover(ix)
+            recover_if_interrupted(ix)
             gen = ix.manifest.written_gen() + 1
             batch: list[Document] = []
             for doc in progress(docs) if progress else docs:

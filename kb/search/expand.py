@@ -1,9 +1,8 @@
 """Cross-language query expansion with the bundled bilingual CBM glossary.
 
 Our own because the small multilingual model ranks same-language passages far above the
-right passage in the other language: an English query gets the glossary's Chinese terms for
-BM25, and every query gets a glossary translation (``translate``) that the dense side embeds
-to score passages in the other language in their own language.
+right passage in the other language: every query gets a glossary translation (``translate``)
+that the dense and BM25 sides run on their own against passages in the other language.
 """
 
 from __future__ import annotations
@@ -101,13 +100,3 @@ def translate(query: str) -> str:
     if is_latin(query):
         return "，".join(english_terms_to_chinese(query))
     return ", ".join(chinese_terms_to_english(query))
-
-
-def expand(query: str) -> str:
-    """An English query followed by the Chinese glossary terms it contains; other queries unchanged.
-
-    Measured on eval/cbm (BM25 side): English queries over Chinese text rose from nDCG@10 0.05 to
-    0.47; adding English terms to Chinese queries lowered Chinese results by 1-3 points instead.
-    """
-    terms = english_terms_to_chinese(query) if is_latin(query) else []
-    return f"{query} {' '.join(terms)}" if terms else query

@@ -56,11 +56,12 @@ class Searcher:
         self._lexical_mtime = -1.0
         self._embedder: Embedder | None = None
         self._qvec: dict[str, Any] = {}  # small cache: eval and batch runs embed each query once
+        self._latin: dict[str, bool] = {}  # chunk id -> written mostly in Latin script
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            emb = load_embedder(self.settings.embed_model, self.settings.embed_batch)
+            emb = load_embedder(self.settings.embed_model, self.settings.embed_batch, settings=self.settings)
             built = self.manifest.get_meta("embed_model")
             if built and built != emb.name:
                 raise IndexMismatchError(f"index built with {built}, but KB_EMBED_MODEL / KB_EMBED_BACKEND give "
@@ -79,10 +80,18 @@ class Searcher:
         return self._lexical
 
     def _other_language(self, query: str, hits: list[tuple[str, float]]) -> set[str]:
-        """The hits whose passage is written in the other language than the query."""
-        rows = self.manifest.chunk_rows([i for i, _ in hits])
+        """The hits whose passage is written in the other language than the query.
+
+        A chunk's language is read once per Searcher: chunk ids are content hashes, so it never changes,
+        and both retrievers ask about mostly the same chunks for every query.
+        """
+        unknown = [i for i, _ in hits if i not in self._latin]
+        if unknown:
+            if len(self._latin) > 200_000:
+                self._latin.clear()
+            self._latin.update((i, is_latin(r["text"])) for i, r in self.manifest.chunk_rows(unknown).items())
         latin = is_latin(query)
-        return {i for i, r in rows.items() if is_latin(r["text"]) != latin}
+        return {i for i, _ in hits if i in self._latin and self._latin[i] != latin}
 
     def _dense(self, query: str, k: int, eq: dict[str, str], section: str | None,
                translated: str = "") -> list[tuple[str, float]]:
