@@ -237,7 +237,7 @@ def _profile_section(res: dict[str, Any]) -> list[str]:
 
 STAGES = {  # stage of Searcher.search -> how its function shows in the profile (first match wins)
     "query embedding (model)": ("(queries)",),
-    "Chroma query (dense, via llama-index)": ("kb/store.py", "(query)"),
+    "Chroma query (dense, distances only)": ("kb/store.py", "(query)"),
     "BM25 scoring (bm25s)": ("kb/lexical.py", "(search)"),
     "manifest rows (SQLite)": ("kb/manifest.py", "(chunk_rows)"),
     "highlighting": ("kb/search/highlight.py", "(mark)"),
