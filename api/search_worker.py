@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from api.errors import BusyError, SearchTimeoutError
 from api.jobs import write_lock
+from kb import lexical
 from kb.errors import KBError
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
@@ -38,9 +39,8 @@ class SearchWorker:
         self._generation += 1
 
     def _mark(self) -> float:
-        """When the indexes last changed: every ingest and delete rewrites the BM25 rows file."""
-        rows = self.settings.bm25_dir / "rows.json"
-        return rows.stat().st_mtime if rows.exists() else -1.0
+        """When the indexes last changed: every ingest and delete writes a new BM25 index."""
+        return lexical.marker(self.settings.bm25_dir)
 
     def _current(self) -> Searcher:
         """The Searcher, (re)opened on the worker thread when the indexes changed."""
@@ -83,12 +83,14 @@ class SearchWorker:
         return fn(self._current())
 
     def warm(self) -> None:
-        """One throw-away search in the background: loads the model, jieba and BM25 before the first request."""
+        """Throw-away searches in the background: load the model, jieba, BM25 and (with an English query)
+        the dictionary before the first request."""
         self._pool.submit(self._warm)
 
     def _warm(self) -> None:
         try:
             self._current().search("煤层气", top_k=1)
+            self._current().search("coalbed methane", top_k=1)
         except KBError as exc:  # e.g. a model mismatch: the first real request will report it
             log.warning("warm-up search failed: %s", exc.message)
 

@@ -8,6 +8,7 @@ and BM25 through ``kb.lexical.build``; the JSON it prints says how long each too
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import time
@@ -18,16 +19,15 @@ import numpy as np
 
 from bench import data
 from kb import lexical
-from kb.ingest.pipeline import _chunk_meta, open_indexes
+from kb.ingest.pipeline import _chunk_meta, lexical_rows, open_indexes
 from kb.settings import Settings, get_settings
-from kb.text import tokenize
 
 TOKENIZE_SAMPLE = 20000  # rows tokenized on their own to find tokenization's share of the BM25 build
 
 
 def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx: np.ndarray,
-               base_vecs: np.ndarray, model: str, seed: int) -> dict[str, Any]:
-    """Fill ``settings.home`` with ``n`` chunks; returns the timings of each store."""
+               base_vecs: np.ndarray, model: str, seed: int, bm25: bool = True) -> dict[str, Any]:
+    """Fill ``settings.home`` with ``n`` chunks; returns the timings of each store (BM25 last, unless not ``bm25``)."""
     ix = open_indexes(settings)
     ix.manifest.set_meta("embed_model", model)  # what the Searcher checks against its embedder
     gen = ix.manifest.written_gen() + 1
@@ -48,25 +48,30 @@ def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx:
         t["chroma_s"] += t1 - t0
         t["manifest_s"] += mark - t1
     t["rss_before_bm25_mb"] = round(_hwm_mb(), 1)  # the peak so far: Chroma, manifest, generator
-    t.update(_bm25(ix, settings, gen))
+    if bm25:
+        t.update(_bm25(ix, settings, gen))
     ix.manifest.close()
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in t.items()}
 
 
 def _bm25(ix: Any, settings: Settings, gen: int) -> dict[str, Any]:
-    """kb.ingest.pipeline.rebuild_lexical, split into its steps so each is timed."""
+    """kb.ingest.pipeline.rebuild_lexical, split into its steps so each is timed (the manifest is read
+    while BM25 builds: ``manifest_read_s`` is 0 since rows stream)."""
     t0 = time.perf_counter()
-    rows = [{**dict(r), "source": Path(r["source"]).name, **_meta(r["meta"])} for r in ix.manifest.iter_chunks()]
+    n_rows = ix.manifest.counts()[1]
     t1 = time.perf_counter()
-    lexical.build(rows, settings.lexical, settings.bm25_dir, generation=gen)
+    lexical.build(lexical_rows(ix.manifest), settings.lexical, settings.bm25_dir, generation=gen,
+                  translated=settings.lexical_translate)
     t2 = time.perf_counter()
     ix.manifest.set_meta("lexical", settings.lexical)
+    ix.manifest.set_meta("lexical_translate", str(settings.lexical_translate).lower())
     ix.manifest.publish(gen)
-    sample = rows[:TOKENIZE_SAMPLE]
     peak = _hwm_mb()
+    sample = list(itertools.islice(lexical_rows(ix.manifest), TOKENIZE_SAMPLE))
     t3 = time.perf_counter()
-    n_tokens = sum(len(tokenize(r["embed_text"], settings.lexical)) for r in sample)
-    tok_s = (time.perf_counter() - t3) * len(rows) / max(1, len(sample))
+    n_tokens = sum(len(lexical.row_tokens(r["embed_text"], settings.lexical, settings.lexical_translate))
+                   for r in sample)
+    tok_s = (time.perf_counter() - t3) * n_rows / max(1, len(sample))
     return {"manifest_read_s": t1 - t0, "bm25_build_s": t2 - t1, "bm25_tokenize_s_est": tok_s,
             "rss_after_bm25_mb": round(peak, 1), "tokens_per_row": round(n_tokens / max(1, len(sample)), 1)}
 
@@ -77,25 +82,47 @@ def _hwm_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def _meta(raw: str) -> dict[str, Any]:
-    m = json.loads(raw)
-    return {"field": m.get("field"), "year": m.get("year")}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--work", type=Path, required=True, help="holds real.json and base.npz (bench/__main__.py)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage", choices=["all", "store", "bm25"], default="all",
+                    help="store: Chroma + manifest only; bm25: then the BM25 build in a fresh process (a 1M "
+                         "build split in two, so each stage's peak RSS is its own)")
     args = ap.parse_args()
+    if args.stage == "bm25":
+        return _bm25_stage(args.home)
     real = data.load_real(args.work / "real.json")
     base = np.load(args.work / "base.npz")
     settings = get_settings().model_copy(update={"home": args.home})
     t0 = time.perf_counter()
-    out = write_home(settings, args.n, real, base["idx"], base["vecs"], str(base["model"]), args.seed)
+    out = write_home(settings, args.n, real, base["idx"], base["vecs"], str(base["model"]), args.seed,
+                     bm25=args.stage == "all")
     out["total_s"] = round(time.perf_counter() - t0, 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.stage == "store":
+        (args.home / STORE_PART).write_text(json.dumps(out))
+    print(json.dumps(out))
+
+
+STORE_PART = "bench_build.store.json"
+
+
+def _bm25_stage(home: Path) -> None:
+    """The BM25 half of a split build: merges its timings with the store half's into bench_build.json."""
+    settings = get_settings().model_copy(update={"home": home})
+    ix = open_indexes(settings)
+    t0 = time.perf_counter()
+    out = json.loads((home / STORE_PART).read_text())
+    out.update({k: round(v, 2) if isinstance(v, float) else v
+                for k, v in _bm25(ix, settings, ix.manifest.written_gen()).items()})
+    ix.manifest.close()
+    out["total_s"] = round(out["total_s"] + time.perf_counter() - t0, 2)
+    out["peak_rss_mb"] = max(out["peak_rss_mb"], round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    out["split_build"] = True
+    (home / "bench_build.json").write_text(json.dumps(out))
     print(json.dumps(out))
 
 

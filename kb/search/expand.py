@@ -11,6 +11,8 @@ import re
 from functools import lru_cache
 from importlib import resources
 
+from kb.search import cedict
+
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-]*")
 _MAX_PHRASE = 5
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -30,27 +32,49 @@ def glossary() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=1)
-def _zh_index() -> tuple[list[str], dict[str, str]]:
-    """Chinese glossary terms (2+ characters, longest first) -> the first English phrase given for each."""
+def _zh_index() -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Chinese glossary terms (2+ characters) by their first two characters, longest first, and each
+    term's first English phrase."""
     zh_en: dict[str, str] = {}
     for en, zhs in glossary().items():
         for zh in zhs:
             if len(zh) >= 2:
                 zh_en.setdefault(zh.lower(), en)
-    return sorted(zh_en, key=len, reverse=True), zh_en
+    starts: dict[str, list[str]] = {}
+    for zh in sorted(zh_en, key=len, reverse=True):
+        starts.setdefault(zh[:2], []).append(zh)
+    return starts, zh_en
 
 
 def chinese_terms_to_english(query: str) -> list[str]:
     """English phrases for the glossary's Chinese terms in a query, longest terms first, no overlaps."""
-    terms, zh_en = _zh_index()
+    return _zh_to_en(query)[0]
+
+
+def _zh_to_en(query: str) -> tuple[list[str], str]:
+    """Glossary phrases for a Chinese query (longest term at each position, left to right), and the
+    query with the matched terms blanked out.
+
+    A scan over the text with the terms indexed by their first two characters: BM25 runs this over
+    every passage it indexes, where trying each of 2,000 terms cost 0.37 ms per passage.
+    """
+    starts, zh_en = _zh_index()
     text = query.lower()
     out: list[str] = []
-    for zh in terms:
-        if zh in text:
-            if zh_en[zh] not in out:
-                out.append(zh_en[zh])
-            text = text.replace(zh, "\x00")
-    return out
+    kept: list[str] = []
+    i = 0
+    while i < len(text):
+        for zh in starts.get(text[i : i + 2], ()):
+            if text.startswith(zh, i):
+                if zh_en[zh] not in out:
+                    out.append(zh_en[zh])
+                kept.append("\x00")
+                i += len(zh)
+                break
+        else:
+            kept.append(text[i])
+            i += 1
+    return out, "".join(kept)
 
 
 def _singulars(word: str) -> list[str]:
@@ -64,24 +88,42 @@ def _singulars(word: str) -> list[str]:
 
 def english_terms_to_chinese(query: str) -> list[str]:
     """Chinese terms for the longest glossary phrases found in an English query."""
-    en_zh = glossary()
+    return _en_to_zh(query, glossary())[0]
+
+
+def _en_to_zh(query: str, table: dict[str, list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Chinese terms for the longest phrases of ``table`` in an English query, and the runs of words
+    no phrase covered."""
     words = _WORD.findall(query.lower())
     out: list[str] = []
+    rest: list[list[str]] = [[]]
     i = 0
     while i < len(words):
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             phrase = words[i : i + n]
             for cand in [" ".join(phrase)] + [" ".join([*phrase[:-1], w]) for w in _singulars(phrase[-1])]:
-                if cand in en_zh:
-                    out.extend(t for t in en_zh[cand] if t not in out)
+                if cand in table:
+                    out.extend(t for t in table[cand] if t not in out)
                     i += n
+                    rest.append([])
                     break
             else:
                 continue
             break
         else:
+            rest[-1].append(words[i])
             i += 1
-    return out
+    return out, [r for r in rest if r]
+
+
+class _Reverse(dict):  # type: ignore[type-arg]
+    """The dictionary's English -> Chinese lookup, shaped like the glossary for ``_en_to_zh``."""
+
+    def __contains__(self, phrase: object) -> bool:
+        return isinstance(phrase, str) and phrase not in cedict.STOP and bool(cedict.chinese_words(phrase))
+
+    def __getitem__(self, phrase: str) -> list[str]:
+        return cedict.chinese_words(phrase)
 
 
 def is_latin(query: str) -> bool:
@@ -91,12 +133,20 @@ def is_latin(query: str) -> bool:
     return latin > 0 and cjk < 0.3 * (cjk + latin)
 
 
-def translate(query: str) -> str:
+def translate(query: str, dictionary: bool = False) -> str:
     """The glossary terms of a query in the other language, as a short keyword query ("" if none).
 
     On eval/cbm, dense search with this translation scored the other-language passages far
     better than the original query did (zh->en Recall@5 0.76 vs 0.0 on English passages alone).
+    ``dictionary`` adds, for an English query, general-dictionary words for what the glossary does not
+    cover (the same for Chinese queries lowered eval/cbm Recall@5: its English words were mostly noise).
     """
     if is_latin(query):
-        return "，".join(english_terms_to_chinese(query))
-    return ", ".join(chinese_terms_to_english(query))
+        terms, rest = _en_to_zh(query, glossary())
+        if dictionary:
+            for run in rest:
+                words = " ".join(w for w in run if w not in cedict.STOP)  # "does" is not a doe
+                terms.extend(t for t in _en_to_zh(words, _Reverse())[0] if t not in terms)
+        return "，".join(terms)
+    return ", ".join(_zh_to_en(query)[0])
+

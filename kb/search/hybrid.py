@@ -72,8 +72,7 @@ class Searcher:
     @property
     def lexical(self) -> lexical.LexicalIndex | None:
         """The BM25 index, reloaded when a writer has replaced it on disk."""
-        marker = self.settings.bm25_dir / "rows.json"
-        mtime = marker.stat().st_mtime if marker.exists() else -1.0
+        mtime = lexical.marker(self.settings.bm25_dir)
         if mtime != self._lexical_mtime:
             self._lexical = lexical.load(self.settings.bm25_dir)
             self._lexical_mtime = mtime
@@ -129,7 +128,9 @@ class Searcher:
         if not translated:
             return idx.search(query, k, mask)
         hits = idx.search(query, k, mask, relative=True)
-        w = self.settings.w_translated_bm25
+        # per direction (measured): a Chinese query's English translation reaches the few English
+        # passages; an English query's Chinese one competes with the whole Chinese corpus
+        w = self.settings.w_translated_bm25 if is_latin(query) else self.settings.w_translated_bm25_zh
         other = [(i, w * s) for i, s in idx.search(translated, k, mask, relative=True)]
         return cross_language(hits, other, self._other_language(query, other), k)
 
@@ -147,8 +148,11 @@ class Searcher:
         # the glossary translation is a query of its own on both sides: appended to the query it
         # pulled English queries away from English passages (en_paper Recall@5 1.0 -> 0.91)
         tq = translate(q) if self.settings.expand else ""
+        # general-dictionary words reach only BM25: a passage must contain them, while in the query
+        # vector their noise would pull it anywhere
+        tq_lex = translate(q, dictionary=True) if self.settings.expand and self.settings.dictionary else tq
         dense = self._dense(q, n, eq, section, tq) if method in ("hybrid", "dense") else []
-        bm25 = self._bm25(q, n, eq, section, tq) if method in ("hybrid", "bm25") else []
+        bm25 = self._bm25(q, n, eq, section, tq_lex) if method in ("hybrid", "bm25") else []
         w = {"dense": (1.0, 0.0), "bm25": (0.0, 1.0)}.get(method, (self.settings.w_dense, self.settings.w_bm25))
         fused = fuse(dense, bm25, *w)[:top_k]
         rows = self.manifest.chunk_rows([i for i, *_ in fused])

