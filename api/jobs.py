@@ -80,7 +80,9 @@ class JobRunner:
         self._lock = threading.Lock()
         self.delete_wait_s = 10.0
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-        _recover_on_start(settings)
+        # first in the job queue, not before serving: reads are safe meanwhile (they see only the
+        # published generation, as during any write), and at a million chunks the check alone took ~3 s
+        self._pool.submit(_recover_on_start, settings)
 
     def submit(self, files: list[Stored], kind: str | None, rejected: list[FailedItem]) -> Job:
         job = Job(job_id=uuid.uuid4().hex, files=[f.name for f in files], failed=list(rejected))

@@ -66,15 +66,9 @@ def _is_ideo(cp: int) -> bool:
 
 
 def _codepoints(texts: Sequence[str], how: Callable[[str], str] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """The texts joined as one code-point array (``how`` applied to the whole), each text's start, and
-    the joined string.
-
-    NUL separates the texts (a NUL inside one becomes a space: neither makes a token). Folding or
-    lower-casing the joined string once equals doing it per text, since NUL never combines.
-    """
-    joined = "\x00".join(t.replace("\x00", " ") for t in texts) + "\x00"
-    if how is not None:
-        joined = how(joined)
+    """The texts (each through ``how``) joined as one code-point array, each text's start, and the
+    joined string. NUL separates the texts (a NUL inside one becomes a space: neither makes a token)."""
+    joined = "\x00".join((how(t) if how else t).replace("\x00", " ") for t in texts) + "\x00"
     cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
     ends = np.flatnonzero(cp == 0)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
@@ -88,12 +82,14 @@ def _in_ranges(cp: np.ndarray, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
     return out
 
 
-def batch_keys(texts: Sequence[str], keys: Keys, translated: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """All token keys of ``texts`` (grouped by text, any order within one) and each text's token count.
+def batch_keys(texts: Sequence[str], keys: Keys, translated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All token keys of ``texts`` with the text each belongs to (in no particular order), and each
+    text's token count.
 
     A text without tokens gets the one empty token, as the scalar path's ``tokenize(...) or [""]``.
     """
     cp, starts, joined = _codepoints(texts, fold)
+    row_of = _row_of(starts, len(cp))
     ideo = _in_ranges(cp, _IDEO)
     uni = np.flatnonzero(ideo)
     pair = np.flatnonzero(ideo[:-1] & ideo[1:])  # a bigram never crosses texts: NUL separates them
@@ -101,7 +97,7 @@ def batch_keys(texts: Sequence[str], keys: Keys, translated: bool = False) -> tu
     pos = [uni, pair, np.fromiter((p for p, _ in words), dtype=np.int64, count=len(words))]
     key = [cp[uni], BIGRAM | (cp[pair] << _BITS) | cp[pair + 1],
            np.fromiter((k for _, k in words), dtype=np.int64, count=len(words))]
-    row = [np.searchsorted(starts, p, side="right") - 1 for p in pos]
+    row = [row_of[p] for p in pos]
     if translated:
         extra_row, extra_key = _translation_keys(texts, keys)
         row.append(extra_row)
@@ -112,11 +108,15 @@ def batch_keys(texts: Sequence[str], keys: Keys, translated: bool = False) -> tu
     if len(empty):
         rows, flat = np.concatenate([rows, empty]), np.concatenate([flat, np.full(len(empty), EMPTY)])
         lens[empty] = 1
-    order = np.argsort(rows, kind="stable")
-    return flat[order], lens
+    return rows, flat, lens
 
 
-def _latin_rows(texts: Sequence[str]) -> np.ndarray:
+def _row_of(starts: np.ndarray, n: int) -> np.ndarray:
+    """The text each position of the joined code-point array belongs to."""
+    return np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.append(starts, n)))
+
+
+def latin_rows(texts: Sequence[str]) -> np.ndarray:
     """``expand.is_latin`` of each text, from per-text counts of CJK and Latin letters."""
     cp, starts, _ = _codepoints(texts)
     cjk = np.add.reduceat(((cp >= 0x3400) & (cp <= 0x9FFF)).astype(np.int64), starts)
@@ -135,11 +135,12 @@ def _translation_keys(texts: Sequence[str], keys: Keys) -> tuple[np.ndarray, np.
     starts_of, zh_en = _zh_index()
     first = _start_pairs()
     cp, starts, joined = _codepoints(texts, str.lower)
-    pair = (cp[:-1] << _BITS) | cp[1:]
+    maybe = np.flatnonzero(_first_chars()[np.minimum(cp[:-1], 0x10FFFF)])  # cheap filter before the pairs
+    pair = (cp[maybe] << _BITS) | cp[maybe + 1]
     at = np.minimum(np.searchsorted(first, pair), len(first) - 1)
-    cand = np.flatnonzero(first[at] == pair)
-    cand_row = np.searchsorted(starts, cand, side="right") - 1
-    latin = _latin_rows(texts)
+    cand = maybe[first[at] == pair]
+    cand_row = _row_of(starts, len(cp))[cand]
+    latin = latin_rows(texts)
     out_rows: list[int] = []
     out_keys: list[int] = []
     bounds = np.searchsorted(cand_row, np.arange(len(texts) + 1))
@@ -169,6 +170,14 @@ def _scan(joined: str, positions: list[int], starts_of: dict[str, list[str]], zh
                 free = p + len(zh)
                 break
     return out
+
+
+@lru_cache(maxsize=1)
+def _first_chars() -> np.ndarray:
+    """Per code point: does some glossary term start with it."""
+    table = np.zeros(0x110000, dtype=bool)
+    table[(_start_pairs() >> _BITS)] = True
+    return table
 
 
 @lru_cache(maxsize=1)

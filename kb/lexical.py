@@ -42,6 +42,8 @@ class LexicalIndex:
     values: dict[str, list[str]]
     mode: str
     _token_max: np.ndarray | None = field(default=None, repr=False)
+    latin: np.ndarray | None = None  # per row: written mostly in Latin script
+    id_order: np.ndarray | None = None  # argsort of ids, for lookups by id
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None,
                relative: bool = False) -> list[tuple[str, float]]:
@@ -55,25 +57,24 @@ class LexicalIndex:
         toks = [t for t in tokenize(query, self.mode) if t in self.model.vocab_dict]
         if not toks:
             return []
-        scores = self.scores(toks)
+        scores = self.model.get_scores(toks)
         if relative:
             scores = scores / max(self._ceiling(toks), 1e-9)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = _top_k(scores, k)
         return [(str(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
-    def scores(self, toks: list[str]) -> np.ndarray:
-        """Every row's BM25 score for known tokens: bm25s's ``get_scores``, summed per token column with one
-        fancy-indexed add (a column holds each row once) instead of ``np.add.at``, about 4x faster at 1M rows."""
-        data, indices, indptr = (self.model.scores[k] for k in ("data", "indices", "indptr"))
-        out = np.zeros(len(self.ids), dtype=np.float32)
-        for t in self.model.get_tokens_ids(toks):
-            start, end = int(indptr[t]), int(indptr[t + 1])
-            out[indices[start:end]] += data[start:end]
-        return out
+    def languages(self, chunk_ids: list[str]) -> dict[str, bool]:
+        """Whether each chunk is written mostly in Latin script (``expand.is_latin`` of its text), for the
+        chunks of this index; {} for an index built before the column existed."""
+        if self.latin is None or not len(self.ids) or not chunk_ids:
+            return {}
+        want = np.asarray(chunk_ids)
+        at = np.searchsorted(self.ids, want, sorter=self.id_order)
+        row = self.id_order[np.minimum(at, len(self.ids) - 1)]
+        found = self.ids[row] == want
+        return {str(c): bool(self.latin[r]) for c, r, f in zip(chunk_ids, row.tolist(), found.tolist(), strict=True) if f}
 
     def _ceiling(self, toks: list[str]) -> float:
         """Upper bound of a row's score: each query token's highest score in the index, summed."""
@@ -149,6 +150,29 @@ def row_tokens(text: str, mode: str, translated: bool) -> list[str]:
     return toks
 
 
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k highest scores, best first.
+
+    Our own because a full ``argpartition`` over a million scores took ~10 ms, most of a BM25 query: a
+    threshold from a strided sample keeps only a few thousand rows for the exact partition.
+    """
+    n = len(scores)
+    k = min(k, n)
+    cand: np.ndarray | None = None
+    if n > 50 * k and n > 100_000:
+        sample = scores[:: max(1, n // 20_000)]
+        m = min(len(sample), max(2, 4 * k * len(sample) // n))  # about 4k rows expected above the threshold
+        threshold = np.partition(sample, len(sample) - m)[len(sample) - m]
+        cand = np.flatnonzero(scores >= threshold)
+        if len(cand) < k:
+            cand = None
+    if cand is None:
+        top = np.argpartition(-scores, k - 1)[:k]
+    else:
+        top = cand[np.argpartition(-scores[cand], k - 1)[:k]]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 def _token_max(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Each token's highest score over all rows (the per-token ceiling of relative scores)."""
     filled = np.diff(indptr) > 0
@@ -173,6 +197,7 @@ class _Side:
 
     def __init__(self) -> None:
         self.ids: list[str] = []
+        self.latin: list[np.ndarray] = []
         self.codes: list[np.ndarray] = []
         self.lookup: dict[str, dict[str, int]] = {c: {} for c in COLUMNS}
 
@@ -182,6 +207,7 @@ class _Side:
 
     def add(self, batch: list[Mapping[str, Any]]) -> None:
         self.ids.extend(str(r["chunk_id"]) for r in batch)
+        self.latin.append(charkeys.latin_rows([str(r.get("text") or r["embed_text"]) for r in batch]))
         block = np.empty((len(batch), len(COLUMNS)), dtype=np.int32)
         for j, c in enumerate(COLUMNS):
             seen = self.lookup[c]
@@ -191,6 +217,8 @@ class _Side:
     def write(self, target: Path) -> None:
         ids = np.array(self.ids, dtype=f"U{max((len(i) for i in self.ids), default=1)}")
         np.save(target / "ids.npy", ids)
+        np.save(target / "id_order.npy", np.argsort(ids, kind="stable").astype(np.int64))
+        np.save(target / "latin.npy", np.concatenate(self.latin) if self.latin else np.zeros(0, dtype=bool))
         codes = np.concatenate(self.codes) if self.codes else np.empty((0, len(COLUMNS)), dtype=np.int32)
         np.save(target / "codes.npy", codes)
         values = {c: list(self.lookup[c]) for c in COLUMNS}
@@ -221,15 +249,14 @@ class _Postings:
         lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         self.add_ids(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), lens)
 
-    def add_keys(self, flat: np.ndarray, lens: np.ndarray) -> None:
-        """One batch as integer token keys (``kb.charkeys``), concatenated in row order, and each row's count.
+    def add_keys(self, rows: np.ndarray, flat: np.ndarray, lens: np.ndarray) -> None:
+        """One batch as integer token keys (``kb.charkeys``) with the row each belongs to, and each row's count.
 
         One sort finds each row's distinct keys and their counts; keys become ids through a sorted key
         table, so the dictionary sees each distinct key once per build, not each token.
         """
         n = len(lens)
-        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
-        comb, tf = np.unique((doc << 44) | flat, return_counts=True)  # keys < 2**44, rows < 2**19
+        comb, tf = np.unique((rows << 44) | flat, return_counts=True)  # keys < 2**44, rows < 2**19
         tok = self._ids_of(comb & ((1 << 44) - 1)).astype(np.int32)
         per_doc = np.bincount(comb >> 44, minlength=n).astype(np.int32)
         self._append(tok, tf, per_doc, lens)
@@ -377,8 +404,12 @@ def load(index_dir: Path) -> LexicalIndex | None:
     else:
         return None
     model = bm25s.BM25.load(str(index_dir / "model"), mmap=True) if len(ids) else None
-    top = index_dir / "token_max.npy"
-    return LexicalIndex(model, ids, codes, values, mode, np.load(top, mmap_mode="r") if top.exists() else None)
+    def optional(name: str) -> np.ndarray | None:
+        path = index_dir / name
+        return np.load(path, mmap_mode="r") if path.exists() else None
+
+    return LexicalIndex(model, ids, codes, values, mode, optional("token_max.npy"), optional("latin.npy"),
+                        optional("id_order.npy"))
 
 
 def _legacy_side(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, list[str]], str]:

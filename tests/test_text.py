@@ -1,5 +1,5 @@
 from kb.ingest.chunk import pack
-from kb.text import char_tokens, jieba_tokens, normalize, split_sentences, tokenize
+from kb.text import char_tokens, fold, jieba_tokens, normalize, split_sentences, tokenize
 
 
 def test_normalize_removes_spaces_between_cjk_and_numbers() -> None:
@@ -44,3 +44,16 @@ def test_pack_overlaps_by_whole_sentences() -> None:
 
 def test_pack_cuts_an_overlong_sentence() -> None:
     assert pack("长" * 25 + "。", size=10, overlap=0) == ["长" * 10, "长" * 10, "长" * 5 + "。"]
+
+
+def test_fold_equals_nfkc_then_lower_on_real_and_odd_text() -> None:
+    import unicodedata
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [p for f in sorted((root / "corpus").rglob("*.md")) + [root / "corpus" / "plan" / "qinshui_plan.txt"]
+             for p in f.read_text(encoding="utf-8").split("\n")]
+    texts += ["３．５ＭＰａ，（注）：ＬＮＧ！？", "①㎡ｶﾀｶﾅ", "é", "e\u0301，x", "Ａ\u0301（", "\u3000全角空格", "ﬁ", "Σ。"]
+    assert len(texts) > 500
+    for t in texts:
+        assert fold(t) == unicodedata.normalize("NFKC", t).lower(), t

@@ -95,10 +95,15 @@ def _en_to_zh(query: str, table: dict[str, list[str]]) -> tuple[list[str], list[
     """Chinese terms for the longest phrases of ``table`` in an English query, and the runs of words
     no phrase covered."""
     words = _WORD.findall(query.lower())
+    firsts = _first_words() if table is glossary() else None
     out: list[str] = []
     rest: list[list[str]] = [[]]
     i = 0
     while i < len(words):
+        if firsts is not None and words[i] not in firsts and not any(w in table for w in _singulars(words[i])):
+            rest[-1].append(words[i])  # no phrase starts here (BM25 runs this over every English passage)
+            i += 1
+            continue
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             phrase = words[i : i + n]
             for cand in [" ".join(phrase)] + [" ".join([*phrase[:-1], w]) for w in _singulars(phrase[-1])]:
@@ -114,6 +119,12 @@ def _en_to_zh(query: str, table: dict[str, list[str]]) -> tuple[list[str], list[
             rest[-1].append(words[i])
             i += 1
     return out, [r for r in rest if r]
+
+
+@lru_cache(maxsize=1)
+def _first_words() -> frozenset[str]:
+    """The first word of every glossary phrase (a one-word phrase is its own first word)."""
+    return frozenset(en.split()[0] for en in glossary())
 
 
 class _Reverse(dict):  # type: ignore[type-arg]

@@ -81,9 +81,15 @@ class Searcher:
     def _other_language(self, query: str, hits: list[tuple[str, float]]) -> set[str]:
         """The hits whose passage is written in the other language than the query.
 
-        A chunk's language is read once per Searcher: chunk ids are content hashes, so it never changes,
-        and both retrievers ask about mostly the same chunks for every query.
+        The BM25 index holds each chunk's language (computed at build). For an index built before that,
+        a chunk's language is read from SQLite once per Searcher: chunk ids are content hashes, so it
+        never changes.
         """
+        lex = self.lexical
+        known = lex.languages([i for i, _ in hits]) if lex is not None else {}
+        if known:  # the BM25 index holds every published chunk's language: no SQLite reads
+            latin = is_latin(query)
+            return {i for i, _ in hits if i in known and known[i] != latin}
         unknown = [i for i, _ in hits if i not in self._latin]
         if unknown:
             if len(self._latin) > 200_000:
