@@ -68,7 +68,7 @@ class LexicalIndex:
     def languages(self, chunk_ids: list[str]) -> dict[str, bool]:
         """Whether each chunk is written mostly in Latin script (``expand.is_latin`` of its text), for the
         chunks of this index; {} for an index built before the column existed."""
-        if self.latin is None or not len(self.ids) or not chunk_ids:
+        if self.latin is None or self.id_order is None or not len(self.ids) or not chunk_ids:
             return {}
         want = np.asarray(chunk_ids)
         at = np.searchsorted(self.ids, want, sorter=self.id_order)
