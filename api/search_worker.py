@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from api.errors import BusyError, SearchTimeoutError
 from api.jobs import write_lock
 from kb import lexical
 from kb.errors import KBError
+from kb.search.expand import translate
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
 
@@ -83,14 +85,20 @@ class SearchWorker:
         return fn(self._current())
 
     def warm(self) -> None:
-        """Throw-away searches in the background: load the model, jieba, BM25 and (with an English query)
-        the dictionary before the first request."""
+        """A throw-away search in the background (loads the model and the indexes before the first
+        request), and the query translation's dictionaries in a thread of their own: on the search thread
+        their ~2 s of loading held up the requests queued behind it."""
         self._pool.submit(self._warm)
+        if self.settings.expand:
+            threading.Thread(target=self._warm_translation, name="kb-warm-translation", daemon=True).start()
+
+    @staticmethod
+    def _warm_translation() -> None:
+        translate("coalbed methane wells", dictionary=True)
 
     def _warm(self) -> None:
         try:
             self._current().search("煤层气", top_k=1)
-            self._current().search("coalbed methane", top_k=1)
         except KBError as exc:  # e.g. a model mismatch: the first real request will report it
             log.warning("warm-up search failed: %s", exc.message)
 

@@ -67,3 +67,24 @@ def test_leftmost_longest_glossary_terms() -> None:
 
     terms, rest = _zh_to_en(text)
     assert terms and "\x00" in rest and "排采" not in rest
+
+
+def test_dictionary_table_is_cached_per_machine(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kb.search import cedict
+    from kb.settings import get_settings
+
+    monkeypatch.setenv("KB_MODEL_CACHE", str(tmp_path))
+    get_settings.cache_clear()
+    cedict._reverse.cache_clear()
+    try:
+        built = cedict._reverse()
+        files = list(tmp_path.glob("cedict-reverse-*.json"))
+        assert len(files) == 1 and "招募" in built["recruit"]
+        cedict._reverse.cache_clear()
+        assert cedict._reverse() == built  # read back from the file
+        files[0].write_text("{broken", encoding="utf-8")
+        cedict._reverse.cache_clear()
+        assert cedict._reverse() == built  # a damaged file is rebuilt, not fatal
+    finally:
+        get_settings.cache_clear()
+        cedict._reverse.cache_clear()

