@@ -260,57 +260,68 @@ NOTES = [
     "Read off the profile and the tables above; re-check after the embedder or the indexes change. The machine "
     "is shared, so absolute milliseconds move with the load average printed beside each figure; the ratios are "
     "the useful part. Within 10k-300k the search path does not grow visibly with N, apart from BM25.", "",
-    "- **Hybrid search latency.** Three changes of this stop, each found with this harness: `kb/store.py` asks "
-    "Chroma for distances only (llama-index's `ChromaVectorStore` also fetched every hit's document and metadata, "
-    "which the Searcher reads from the manifest anyway; see the Chroma-call table), the ONNX session's idle "
-    "threads no longer spin (they took the cores Chroma's query needed right after a query embedding), and "
-    "BM25 is built from token ids. The previous run of this harness (before those changes, load ~4) measured "
-    "100k in-process hybrid p50 47.0 ms and HTTP p50 41.8 / p99 100.4 ms; this run measures the figures above. "
-    "Now the query embedding is the largest share (profile), then highlighting, Chroma and BM25. *Next 2x:* "
-    "highlighting tokenizes the query again for every hit (`query_terms` is called once per hit): once per "
-    "query would remove most of its share; the query embedding only gets cheaper with a smaller model.",
+    "- **Hybrid search latency.** Changes found with this harness in stop 9: `kb/store.py` asks Chroma for "
+    "distances only (llama-index's `ChromaVectorStore` also fetched every hit's document and metadata, which "
+    "the Searcher reads from the manifest anyway; see the Chroma-call table), the ONNX session's idle threads "
+    "no longer spin, BM25 is built from token ids, and highlighting tokenizes the query once per query. Before "
+    "them (load ~4) 100k measured in-process hybrid p50 47.0 ms and HTTP p50 41.8 / p99 100.4 ms. Now the query "
+    "embedding is the largest share (profile), then Chroma and BM25; at 1M BM25 grows to half of the hybrid "
+    "query (next item). *Next 2x:* the query embedding only gets cheaper with a smaller model; the rest is "
+    "BM25 at large N.",
     "- **BM25-only latency** grows with N: `get_scores` fills a dense score vector over all rows, and the postings "
-    "of common CJK unigrams cover most of them. *Next 2x:* drop (or down-weight) query unigrams of very common "
-    "characters, and take the top k from the sparse matrix instead of a dense `get_scores` over every row.",
+    "of common CJK unigrams cover most of them (at 1M a median query touches 3.6M postings, two thirds of them "
+    "in its 7 tokens present in more than 20% of rows). Taking the top 100 of a million scores with a full "
+    "`argpartition` cost ~10 ms; `kb/lexical.py` `_top_k` now partitions only the rows above a threshold read "
+    "off a strided sample. *Next 2x:* skip (or cap) query unigrams of very common characters, which changes "
+    "scores and so needs an eval run first.",
     "- **HTTP vs in-process:** HTTP adds FastAPI/uvicorn, the JSON of 10 hits with text and highlights, and a load "
     "client on the same 2 cores. Each worker runs one search thread (api/search_worker.py), one query at a time.",
-    "- **Throughput** is CPU-bound. `kb serve --workers N` now gives each worker cores/N embedding threads when "
-    "KB_EMBED_THREADS is 0 (one thread per core in every worker oversubscribed the machine: in the previous "
-    "run, 19 vs 36 q/s at 10k and 16 clients), so the two rows per size (default and KB_EMBED_THREADS=1) "
-    "are the same configuration and their difference is this machine's noise. 100 q/s on 2 cores needs "
-    "≤ ~20 CPU-ms per query including HTTP.",
+    "- **Throughput** is CPU-bound. `kb serve --workers N` gives each worker cores/N embedding threads when "
+    "KB_EMBED_THREADS is 0, so the two rows per size (default and KB_EMBED_THREADS=1) are the same "
+    "configuration and their difference is this machine's noise: 95.5 and 107.0 q/s at 100k and 16 clients in "
+    "this run, 63-83 and 57-112 in the two runs before it. Two fixes of this stop came from stalls in those "
+    "runs (p99 of 1.3-1.7 s): the query translation's dictionary took ~2.5 s to load on a fresh worker's "
+    "search thread (now a table cached in KB_MODEL_CACHE, 17 ms, loaded off that thread), and every "
+    "cross-language query read up to 100 chunk languages from SQLite (now an array in the BM25 index). "
+    "100 q/s on 2 cores needs ≤ ~20 CPU-ms per query including HTTP; the query embedding alone is ~8.",
     "- **Ingest end to end** is the embedder's speed: storing a chunk (Chroma + manifest + BM25) costs a few ms, "
     "embedding it 1/(passages/s). llama-index's SentenceSplitter makes ~3x fewer, longer chunks, and our "
     "pipeline also rebuilds BM25 and takes the write lock. *Next 2x:* only the embedder (docs/EMBEDDING_SPEED.md; "
     "the passage-vector cache makes re-ingest free).",
     "- **Chroma inserts** (`VectorStore.upsert`, 1000 per call, with llama-index TextNode conversion) slow down as "
-    "the HNSW graph grows (see the build table), so 1M takes 30-60 min here depending on the load. "
-    "*Next 2x:* bigger batches (Chroma's max batch is ~5k) straight into the collection, no TextNode round trip.",
-    "- **BM25 build and the memory ceiling.** `kb.lexical.build` used to hold every row's tokens as Python "
-    "strings (~360 per chunk); it now maps them to int32 ids as it goes (`_token_ids`). The 10k and 100k rows "
-    "of the build table were rebuilt with it: 100k peaked at 1.7 GB against 4.9 GB with strings in the previous "
-    "run. The 300k row was reused from the previous run (string tokens, 14.3 GB), so the harness's 1M "
-    "prediction below still comes from the old build. What remains is the list of manifest rows with their "
-    "text that `rebuild_lexical` hands to the build, and bm25s's own arrays. *Next:* stream rows from SQLite "
-    "in batches into the id arrays.",
+    "the HNSW graph grows: 941/s at 10k, 521/s at 300k, 446/s on average for 1M (37 min, load ~1.3-3.6 while "
+    "other work shared the machine). *Next 2x:* bigger batches (Chroma's max batch is ~5k) straight into the "
+    "collection, no TextNode round trip.",
+    "- **BM25 build and the memory ceiling.** `kb.lexical.build` now streams the manifest's rows in batches of "
+    "20k and writes bm25s's CSC matrix itself (`_Postings`): one batch's distinct tokens per row are counted, "
+    "and after the last batch every score goes straight to its final column slot; bm25s's own `index` held all "
+    "(row, token, score) triples at once and converted them with scipy (14.3 GB at 300k in the previous run). "
+    "Tokens come from `kb/charkeys.py`: a whole batch becomes one code-point array, CJK unigrams and bigrams "
+    "integer keys by arithmetic, and only Latin words and glossary matches go through Python (it also adds each "
+    "passage's glossary terms in the other language). Row ids and filter fields are memory-mapped arrays, "
+    "not a JSON list. Measured: 300k in 65 s at 1.7 GB (was 160 s at 14.3 GB), 1M in 227 s at 4.3 GB, with "
+    "the scores equal to bm25s's own build (tests/test_lexical.py). *Next 2x:* the manifest read and the "
+    "per-batch sort are now the largest parts.",
     "- **Index size** is ~12 KB per chunk on disk at 100k: Chroma ~8 KB (vector, HNSW links, and the chunk's text "
     "and metadata again in its SQLite), BM25 ~2 KB, manifest ~1.8 KB. Not storing documents in Chroma (the "
     "manifest has the text) would shrink Chroma's share.",
-    "- **Server start to first answer** = model load + Chroma opening its collection (the HNSW index is read into "
-    "memory, so this grows with N) + BM25 mmap (near constant). Met at every measured size, but growing with N; "
-    "at 1M the HNSW load would need to be lazy, or the server answer BM25-only until the vector index is ready.",
+    "- **Server start to first answer** = imports + model load + Chroma reading its HNSW index into memory "
+    "(~5 s at 1M: the one part that grows with N) + BM25 mmap (near constant). The start-up recovery check "
+    "now runs first in the job queue instead of before serving (at 1M it took ~3 s), and the HTTP runs come "
+    "before the in-process ones: with this process holding the same embedded store open, the 1M server took "
+    "15-16 s to its first answer in two earlier runs of this harness against 7.5-9 s alone (checked with "
+    "`bench.http.serve` by itself). Loading Chroma's index in a thread beside the model gained nothing "
+    "measurable (8.2-8.7 s vs 7.4-8.5 s) and was not kept.",
     "- **Server RSS** = the model + Chroma's in-memory HNSW index and caches, per worker: 2 workers hold two "
     "copies. KB_CHROMA_URL (one Chroma server for all workers) keeps one.",
     "",
     "### 1M chunks",
     "",
-    "Not run. The harness predicts each size's build from the largest measured one (linearly) and runs it only "
-    "when the prediction fits the time budget (`--budget-min`, default 40 min) and 80% of free memory. The "
-    "build table's 1M row is that prediction from the 300k build of the previous run (string-token BM25): "
-    "~30 min of Chroma inserts, ~9 min of BM25 build and ~47 GB peak RSS, so it was not started. With the "
-    "id-based build the 100k peak fell 2.9x; a linear guess from it is still above the 8 GB target at 1M. "
-    "Embedding 1M real chunks would take about a day at the measured passages/s. Every 1M figure here is an "
-    "extrapolation and is labelled so.",
+    "Run: built with `python -m bench.build --stage store` then `--stage bm25` (two processes, so each "
+    "stage's peak RSS is its own: 2.2 GB for Chroma + manifest, 4.3 GB for BM25), then measured with "
+    "`python -m bench --sizes 10000,100000,300000,1000000 --reuse --budget-min 120`. The vectors are the "
+    "generator's perturbed copies of real vectors (see Data); embedding 1M real chunks would take about "
+    "9.5 h at the measured passages/s, which is extrapolated, not measured.",
     "",
 ]
 

@@ -70,7 +70,9 @@ def main() -> None:
              f"chunk {settings.chunk_size}/"
              f"{settings.chunk_overlap} chars, lexical `{settings.lexical}`, fusion weights dense "
              f"{settings.w_dense} / BM25 {settings.w_bm25}; glossary translation on both sides, translated BM25 "
-             f"matches weighted {settings.w_translated_bm25}.", ""]
+             f"matches weighted {settings.w_translated_bm25} (English queries) / {settings.w_translated_bm25_zh} "
+             f"(Chinese queries); passages' glossary terms in BM25: {settings.lexical_translate}; CC-CEDICT words "
+             f"for English queries: {settings.dictionary}.", ""]
     for ds in args.datasets:
         saved = DOCS / f"eval_{ds.name}.json"
         if args.render_only and saved.exists():
