@@ -46,7 +46,7 @@ lint: install  ## ruff + mypy
 eval: install  ## regenerate docs/EVAL.md
 	$(BIN)/python -m eval.report
 
-bench: install  ## measure ingest, search latency, throughput, RSS, index size at 10k-1M chunks (~20 min); writes docs/BENCHMARKS.md
+bench: install  ## measure ingest, search latency, throughput, RSS, index size at 10k-1M chunks (~1 h, most of it 1M Chroma inserts); writes docs/BENCHMARKS.md
 	$(BIN)/python -m bench
 
 .PHONY: bench-quick

@@ -138,7 +138,8 @@ def _data_section(res: dict[str, Any]) -> list[str]:
             "dense neighbourhoods are clustered like real ones. Embedding cost at each size is **extrapolated** from the "
             "measured passages/s, never measured",
             "- storage: vectors through `VectorStore.upsert` (1000 per Chroma call), rows through `kb.manifest.Manifest`, "
-            "BM25 through `kb.lexical.build` — the pipeline's own write code, in a child process whose peak RSS is reported",
+            "BM25 through `kb.lexical.build` — the pipeline's own write code, in two child processes (Chroma + manifest, "
+            "then BM25: `python -m bench.build --stage store|bm25`) whose peak RSS is reported",
             "- queries: distinct real questions (eval/cbm and cmrc2018), never repeated inside one process, "
             "so every search pays for its query embedding", ""]
 
@@ -317,9 +318,10 @@ NOTES = [
     "",
     "### 1M chunks",
     "",
-    "Run: built with `python -m bench.build --stage store` then `--stage bm25` (two processes, so each "
-    "stage's peak RSS is its own: 2.2 GB for Chroma + manifest, 4.3 GB for BM25), then measured with "
-    "`python -m bench --sizes 10000,100000,300000,1000000 --reuse --budget-min 120`. The vectors are the "
+    "Run: built in two processes (`python -m bench.build --stage store`, then `--stage bm25`, as the harness "
+    "now does for every size), so each stage's peak RSS is its own: 2.2 GB for Chroma + manifest, 4.3 GB for "
+    "BM25; then measured with `python -m bench --sizes 10000,100000,300000,1000000 --reuse --budget-min 120` "
+    "(the 10k-300k stores were reused from stop 9 and their BM25 rebuilt with this code). The vectors are the "
     "generator's perturbed copies of real vectors (see Data); embedding 1M real chunks would take about "
     "9.5 h at the measured passages/s, which is extrapolated, not measured.",
     "",
