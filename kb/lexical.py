@@ -246,8 +246,12 @@ class _Postings:
     def add(self, token_lists: Iterable[list[str]]) -> None:
         """One batch of rows' tokens; each row's token strings live only while that row is mapped to ids."""
         parts = [np.fromiter(map(self._id, toks), dtype=np.int64, count=len(toks)) for toks in token_lists]
-        lens = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        self.add_ids(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), lens)
+        n = len(parts)
+        lens = np.fromiter(map(len, parts), dtype=np.int64, count=n)
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        keys, tf = np.unique((np.repeat(np.arange(n, dtype=np.int64), lens) << 32) | flat, return_counts=True)
+        self._append((keys & 0xFFFFFFFF).astype(np.int32), tf,  # sorted by row, then token
+                     np.bincount(keys >> 32, minlength=n).astype(np.int32), lens)
 
     def add_keys(self, rows: np.ndarray, flat: np.ndarray, lens: np.ndarray) -> None:
         """One batch as integer token keys (``kb.charkeys``) with the row each belongs to, and each row's count.
@@ -273,14 +277,6 @@ class _Postings:
             self._table = table, ids = table[order], ids[order]
             at = np.searchsorted(table, keys)
         return ids[at]
-
-    def add_ids(self, flat: np.ndarray, lens: np.ndarray) -> None:
-        """One batch: every row's token ids, concatenated in row order, and each row's token count."""
-        n = len(lens)
-        doc = np.repeat(np.arange(n, dtype=np.int64), lens)
-        keys, tf = np.unique((doc << 32) | flat, return_counts=True)  # sorted by row, then token
-        self._append((keys & 0xFFFFFFFF).astype(np.int32), tf,
-                     np.bincount(keys >> 32, minlength=n).astype(np.int32), lens)
 
     def _append(self, tok: np.ndarray, tf: np.ndarray, per_doc: np.ndarray, lens: np.ndarray) -> None:
         """Keep one batch's (row-ordered) distinct tokens and counts, and add them to the document frequencies."""

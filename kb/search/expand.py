@@ -8,6 +8,7 @@ that the dense and BM25 sides run on their own against passages in the other lan
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
@@ -88,33 +89,40 @@ def _singulars(word: str) -> list[str]:
 
 def english_terms_to_chinese(query: str) -> list[str]:
     """Chinese terms for the longest glossary phrases found in an English query."""
-    return _en_to_zh(query, glossary())[0]
+    return _glossary_en_to_zh(query)[0]
 
 
-def _en_to_zh(query: str, table: dict[str, list[str]]) -> tuple[list[str], list[list[str]]]:
-    """Chinese terms for the longest phrases of ``table`` in an English query, and the runs of words
-    no phrase covered."""
-    words = _WORD.findall(query.lower())
-    firsts = _first_words() if table is glossary() else None
+def _glossary_en_to_zh(query: str) -> tuple[list[str], list[list[str]]]:
+    en_zh = glossary()
+    return _en_to_zh(_WORD.findall(query.lower()), lambda p: en_zh.get(p, []), _first_words())
+
+
+def _dictionary_en_to_zh(words: list[str]) -> list[str]:
+    return _en_to_zh([w for w in words if w not in cedict.STOP], cedict.chinese_words)[0]  # "does" is not a doe
+
+
+def _en_to_zh(words: list[str], lookup: Callable[[str], list[str]],
+              firsts: frozenset[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Chinese terms for the longest phrases ``lookup`` knows in a run of English words, and the runs of
+    words no phrase covered. ``firsts`` (the first words of every phrase) lets a word no phrase starts
+    with be skipped at once: BM25 runs this over every English passage it indexes."""
     out: list[str] = []
     rest: list[list[str]] = [[]]
     i = 0
     while i < len(words):
-        if firsts is not None and words[i] not in firsts and not any(w in table for w in _singulars(words[i])):
-            rest[-1].append(words[i])  # no phrase starts here (BM25 runs this over every English passage)
+        if firsts is not None and words[i] not in firsts and not any(lookup(w) for w in _singulars(words[i])):
+            rest[-1].append(words[i])
             i += 1
             continue
         for n in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
             phrase = words[i : i + n]
-            for cand in [" ".join(phrase)] + [" ".join([*phrase[:-1], w]) for w in _singulars(phrase[-1])]:
-                if cand in table:
-                    out.extend(t for t in table[cand] if t not in out)
-                    i += n
-                    rest.append([])
-                    break
-            else:
-                continue
-            break
+            found = next((t for cand in [" ".join(phrase)] + [" ".join([*phrase[:-1], w]) for w in
+                                                              _singulars(phrase[-1])] if (t := lookup(cand))), None)
+            if found:
+                out.extend(t for t in found if t not in out)
+                i += n
+                rest.append([])
+                break
         else:
             rest[-1].append(words[i])
             i += 1
@@ -125,16 +133,6 @@ def _en_to_zh(query: str, table: dict[str, list[str]]) -> tuple[list[str], list[
 def _first_words() -> frozenset[str]:
     """The first word of every glossary phrase (a one-word phrase is its own first word)."""
     return frozenset(en.split()[0] for en in glossary())
-
-
-class _Reverse(dict):  # type: ignore[type-arg]
-    """The dictionary's English -> Chinese lookup, shaped like the glossary for ``_en_to_zh``."""
-
-    def __contains__(self, phrase: object) -> bool:
-        return isinstance(phrase, str) and phrase not in cedict.STOP and bool(cedict.chinese_words(phrase))
-
-    def __getitem__(self, phrase: str) -> list[str]:
-        return cedict.chinese_words(phrase)
 
 
 def is_latin(query: str) -> bool:
@@ -152,12 +150,16 @@ def translate(query: str, dictionary: bool = False) -> str:
     ``dictionary`` adds, for an English query, general-dictionary words for what the glossary does not
     cover (the same for Chinese queries lowered eval/cbm Recall@5: its English words were mostly noise).
     """
-    if is_latin(query):
-        terms, rest = _en_to_zh(query, glossary())
-        if dictionary:
-            for run in rest:
-                words = " ".join(w for w in run if w not in cedict.STOP)  # "does" is not a doe
-                terms.extend(t for t in _en_to_zh(words, _Reverse())[0] if t not in terms)
-        return "，".join(terms)
-    return ", ".join(_zh_to_en(query)[0])
+    return translations(query, dictionary)[1]
 
+
+def translations(query: str, dictionary: bool = True) -> tuple[str, str]:
+    """``translate`` without and with ``dictionary``, the glossary scanned once for both."""
+    if not is_latin(query):
+        zh = ", ".join(_zh_to_en(query)[0])
+        return zh, zh
+    terms, rest = _glossary_en_to_zh(query)
+    more = list(terms)
+    for run in rest if dictionary else []:
+        more.extend(t for t in _dictionary_en_to_zh(run) if t not in more)
+    return "，".join(terms), "，".join(more)

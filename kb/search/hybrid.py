@@ -12,7 +12,7 @@ from kb.embed import Embedder, load_embedder
 from kb.errors import BadQueryError, IndexMismatchError
 from kb.manifest import Manifest
 from kb.models import SearchHit, SearchResponse
-from kb.search.expand import is_latin, translate
+from kb.search.expand import is_latin, translations
 from kb.search.filters import chroma_where, validate
 from kb.search.fuse import cross_language, fuse
 from kb.search.highlight import mark
@@ -153,10 +153,9 @@ class Searcher:
         n = max(self.settings.candidates, top_k)
         # the glossary translation is a query of its own on both sides: appended to the query it
         # pulled English queries away from English passages (en_paper Recall@5 1.0 -> 0.91)
-        tq = translate(q) if self.settings.expand else ""
-        # general-dictionary words reach only BM25: a passage must contain them, while in the query
-        # vector their noise would pull it anywhere
-        tq_lex = translate(q, dictionary=True) if self.settings.expand and self.settings.dictionary else tq
+        # general-dictionary words (the second translation) reach only BM25: a passage must contain them,
+        # while in the query vector their noise would pull it anywhere
+        tq, tq_lex = translations(q, self.settings.dictionary) if self.settings.expand else ("", "")
         dense = self._dense(q, n, eq, section, tq) if method in ("hybrid", "dense") else []
         bm25 = self._bm25(q, n, eq, section, tq_lex) if method in ("hybrid", "bm25") else []
         w = {"dense": (1.0, 0.0), "bm25": (0.0, 1.0)}.get(method, (self.settings.w_dense, self.settings.w_bm25))
