@@ -279,8 +279,8 @@ NOTES = [
     "client on the same 2 cores. Each worker runs one search thread (api/search_worker.py), one query at a time.",
     "- **Throughput** is CPU-bound. `kb serve --workers N` gives each worker cores/N embedding threads when "
     "KB_EMBED_THREADS is 0, so the two rows per size (default and KB_EMBED_THREADS=1) are the same "
-    "configuration and their difference is this machine's noise: 95.5 and 107.0 q/s at 100k and 16 clients in "
-    "this run, 63-83 and 57-112 in the two runs before it. Two fixes of this stop came from stalls in those "
+    "configuration and their difference is this machine's noise: 93.7 and 71.8 q/s at 100k and 16 clients in "
+    "this run, 95.5 and 107.0 in the one before, 63-83 and 57-112 in two earlier ones. Two fixes of this stop came from stalls in those "
     "runs (p99 of 1.3-1.7 s): the query translation's dictionary took ~2.5 s to load on a fresh worker's "
     "search thread (now a table cached in KB_MODEL_CACHE, 17 ms, loaded off that thread), and every "
     "cross-language query read up to 100 chunk languages from SQLite (now an array in the BM25 index). "
@@ -311,7 +311,9 @@ NOTES = [
     "now runs first in the job queue instead of before serving (at 1M it took ~3 s), and the HTTP runs come "
     "before the in-process ones: with this process holding the same embedded store open, the 1M server took "
     "15-16 s to its first answer in two earlier runs of this harness against 7.5-9 s alone (checked with "
-    "`bench.http.serve` by itself). Loading Chroma's index in a thread beside the model gained nothing "
+    "`bench.http.serve` by itself). With that order the 1M start still measured 8.8 s in one run and 14.3 s "
+    "in the next, with the same code: the HNSW file (1.7 GB) is read from the page cache or, after the "
+    "smaller sizes have pushed it out, partly from disk. Loading Chroma's index in a thread beside the model gained nothing "
     "measurable (8.2-8.7 s vs 7.4-8.5 s) and was not kept.",
     "- **Server RSS** = the model + Chroma's in-memory HNSW index and caches, per worker: 2 workers hold two "
     "copies. KB_CHROMA_URL (one Chroma server for all workers) keeps one.",
@@ -345,11 +347,7 @@ def plots(res: dict[str, Any], out: Path) -> None:
         ax.plot(ns, [get(s)["p50"] for s in ms], marker="o", label=f"{label} p50")
     ax.plot(ns, [s["http"]["one_worker"]["one_client"]["p99"] for s in ms], "k--", marker="x", label="hybrid over HTTP p99")
     ax.set(xscale="log", yscale="log", xlabel="chunks", ylabel="ms", title="Query latency vs corpus size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "bench_latency.png", dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, out / "bench_latency.png", minor_grid=True)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in ms:
@@ -363,11 +361,7 @@ def plots(res: dict[str, Any], out: Path) -> None:
         ticks = [r["clients"] for r in ms[0]["http"]["load"]["runs"]]
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "bench_throughput.png", dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, out / "bench_throughput.png", minor_grid=False)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(ns, [s["build"]["peak_rss_mb"] for s in ms], marker="o", label="ingest process (build) peak")
@@ -379,10 +373,15 @@ def plots(res: dict[str, Any], out: Path) -> None:
                 label="ingest peak, extrapolated")
     ax.axhline(TARGET_1M_RSS_MB, color="grey", ls=":", label="8 GB target")
     ax.set(xscale="log", yscale="log", xlabel="chunks", ylabel="MB", title="Peak RSS vs corpus size")
-    ax.grid(True, which="both", alpha=0.3)
+    _finish(plt, fig, ax, out / "bench_rss.png", minor_grid=True)
+
+
+def _finish(plt: Any, fig: Any, ax: Any, path: Path, minor_grid: bool) -> None:
+    """Grid, legend, layout, save and close: the same for every plot."""
+    ax.grid(True, which="both" if minor_grid else "major", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "bench_rss.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
