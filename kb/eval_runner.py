@@ -10,7 +10,7 @@ import numpy as np
 
 from kb.embed import Embedder, load_embedder
 from kb.errors import BadInputError, BadQueryError
-from kb.evaluate import METHODS, Query, Runner, evaluate, home_for, load_queries, passage_documents
+from kb.evaluate import HITS, METHODS, Query, Runner, evaluate, home_for, load_queries, passage_documents
 from kb.ingest.pipeline import ingest, ingest_documents
 from kb.models import Document, SearchHit
 from kb.search.hybrid import Searcher
@@ -59,7 +59,7 @@ def _ensure_lexical(settings: Settings) -> None:
 def _searcher_runner(searcher: Searcher, method: str) -> Runner:
     def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
         try:
-            return searcher.search(text, top_k=30, filters=filters, method=method).hits
+            return searcher.search(text, top_k=HITS, filters=filters, method=method).hits
         except BadQueryError:
             return []  # an unsearchable query (e.g. punctuation only) scores zero, like no hits
 
@@ -104,7 +104,7 @@ def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
     docs = [LIDocument(text="\n".join(t), metadata={"doc_id": d, "section": s}) for (d, s), t in by_section.items()]
     index = VectorStoreIndex.from_documents(docs, embed_model=_llama_embedding(settings),
                                             transformations=[SentenceSplitter()])
-    retriever = index.as_retriever(similarity_top_k=100)
+    retriever = index.as_retriever(similarity_top_k=HITS)
     kinds = {d: (m.document(d) or {}).get("kind", "") for d, _ in by_section}
 
     def run(text: str, filters: dict[str, str]) -> list[SearchHit]:

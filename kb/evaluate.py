@@ -15,8 +15,10 @@ from kb.models import Document, SearchHit, Section
 from kb.settings import Settings
 
 METHODS = ("bm25", "dense", "hybrid", "llamaindex_baseline")
-METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
-DEPTH = 10
+METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "mrr@10", "ndcg@10")
+# recall@20/@50 show whether a miss is a ranking problem (found, ordered too low) or a recall one
+DEPTH = 50
+HITS = 100  # chunks asked of each method: several chunks of one section count as one unit
 
 
 @dataclass
@@ -59,7 +61,8 @@ def score(ranked: list[Ranked]) -> dict[str, float]:
     """Mean of each metric over queries."""
     fns: dict[str, Callable[[Ranked], float]] = {
         "recall@1": lambda r: recall_at(r, 1), "recall@5": lambda r: recall_at(r, 5),
-        "recall@10": lambda r: recall_at(r, 10), "mrr@10": lambda r: mrr_at(r, 10),
+        "recall@10": lambda r: recall_at(r, 10), "recall@20": lambda r: recall_at(r, 20),
+        "recall@50": lambda r: recall_at(r, 50), "mrr@10": lambda r: mrr_at(r, 10),
         "ndcg@10": lambda r: ndcg_at(r, 10),
     }
     n = max(len(ranked), 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
+    fusion: Literal["relative", "dbsf", "rrf"] = Field(
+        default="relative", description="how each retriever's scores are scaled before the weighted sum: min-max "
+        "(relative), mean +- 3 standard deviations (dbsf), or reciprocal rank (rrf)")
     expand: bool = Field(default=True, description="also search with the query's glossary translation (zh<->en)")
     lexical_translate: bool = Field(default=True, description="BM25 also indexes each passage's glossary terms in "
                                     "the other language (a Chinese query can then match an English passage directly)")

@@ -21,6 +21,14 @@ def test_metrics_on_a_hand_computed_example() -> None:
     expected = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert ndcg_at(r, 10) == pytest.approx(expected)
     assert score([r, Ranked(1, [])])["mrr@10"] == 0.25
+    # a relevant item first found at rank 14: a ranking miss for @10, found for @20 and @50
+    deep = score([Ranked(n_relevant=2, hits_at=[3, 14])])
+    assert (deep["recall@10"], deep["recall@20"], deep["recall@50"]) == (0.5, 1.0, 1.0)
+
+
+def test_rank_hits_looks_deep_enough_for_recall_at_50() -> None:
+    hits = [(f"d{i}", "s") for i in range(60)]
+    assert rank_hits(hits, ["d44", "d55"]).hits_at == [45]  # d55 is past the 50 units judged
 
 
 def test_relevance_by_document_or_heading() -> None:
@@ -35,7 +43,7 @@ def test_rank_hits_counts_each_unit_once() -> None:
     assert rank_hits(hits, ["c", "a"]).hits_at == [1, 3]
 
 
-def test_kb_eval_smoke_on_a_tiny_dataset(tmp_path: Path) -> None:
+def _tiny_dataset(tmp_path: Path) -> Path:
     ds = tmp_path / "tiny"
     ds.mkdir()
     passages = {
@@ -51,11 +59,17 @@ def test_kb_eval_smoke_on_a_tiny_dataset(tmp_path: Path) -> None:
     (ds / "queries.jsonl").write_text("".join(json.dumps({"id": i, "text": t, "relevant_ids": [r], "type": "t"},
                                                          ensure_ascii=False) + "\n" for i, t, r in queries),
                                       encoding="utf-8")
+    return ds
+
+
+def test_kb_eval_smoke_on_a_tiny_dataset(tmp_path: Path) -> None:
+    ds = _tiny_dataset(tmp_path)
     res = CliRunner().invoke(main, ["eval", "--dataset", str(ds), "--json", "-q"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["queries"] == 4 and set(out["methods"]) == {"bm25", "dense", "hybrid", "llamaindex_baseline"}
-    assert set(out["methods"]["hybrid"]) == {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"}
+    assert set(out["methods"]["hybrid"]) == {"recall@1", "recall@5", "recall@10", "recall@20", "recall@50",
+                                                  "mrr@10", "ndcg@10"}
     assert out["methods"]["hybrid"]["recall@5"] == 1.0 and out["methods"]["dense"]["recall@1"] == 1.0
     assert out["by_type"]["t"]["hybrid"]["recall@5"] == 1.0
 
@@ -83,3 +97,19 @@ def test_baseline_scores_an_empty_query_as_no_hits(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     methods = json.loads(res.stdout)["methods"]
     assert methods["llamaindex_baseline"]["recall@1"] == 0.5 and methods["hybrid"]["recall@1"] == 0.5
+
+
+def test_read_path_variants_run_on_a_tiny_dataset(tmp_path: Path) -> None:
+    from eval import ablate
+
+    out = ablate.main(["--dataset", str(_tiny_dataset(tmp_path)), "--variants", ",".join(ablate.VARIANTS)])
+    assert set(out["variants"]) == set(ablate.VARIANTS)
+    assert out["variants"]["baseline"]["all"]["recall@5"] == 1.0  # the same as `kb eval`'s hybrid above
+    assert all(set(v) == {"all", "t"} for v in out["variants"].values())
+
+
+def test_chinese_dictionary_words_skip_what_the_glossary_covers() -> None:
+    from eval.ablate import zh_dictionary
+
+    words = zh_dictionary("真空粉末绝热罐一般做到多大容积")
+    assert "vacuum" in words and "volume" in words and "一般" not in words

@@ -8,7 +8,7 @@ import pytest
 
 from kb.errors import BadFilterError, BadQueryError
 from kb.ingest.pipeline import ingest
-from kb.search.fuse import fuse, minmax
+from kb.search.fuse import dbsf, fuse, minmax
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
 
@@ -78,6 +78,23 @@ def test_fusion_is_weighted_and_normalised() -> None:
     fused = fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], w_dense=0.6, w_bm25=0.4)
     assert [i for i, *_ in fused] == ["a", "b", "c"]
     assert fused[1] == ("b", pytest.approx(0.4), 0.8, 12.0)
+
+
+def test_distribution_scaling_lets_an_outlier_count_above_one() -> None:
+    # mean 2, sd 4 over (10, 0, 0, 0, 0): the window mean +- 3 sd is [-10, 14]
+    scaled = dbsf([("a", 10.0), ("b", 0.0), ("c", 0.0), ("d", 0.0), ("e", 0.0)])
+    assert scaled == pytest.approx({"a": 20 / 24, "b": 10 / 24, "c": 10 / 24, "d": 10 / 24, "e": 10 / 24})
+    assert dbsf([("a", 1.0), ("b", 1.0)]) == {"a": 1.0, "b": 1.0}
+    assert [i for i, *_ in fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], 0.5, 0.5, "dbsf")][0] == "b"
+
+
+def test_fusion_setting_reaches_the_searcher(searcher: Searcher, settings: Settings) -> None:
+    q = "怎样避免排水降压时煤粉出来"
+    plain = searcher.search(q, top_k=5).hits
+    for method in ("dbsf", "rrf"):
+        other = Searcher(settings.model_copy(update={"fusion": method})).search(q, top_k=5).hits
+        assert other[0].doc_id == "dewatering"  # the same best document, by another scaling
+        assert [h.score for h in other] != [h.score for h in plain], method
 
 
 def test_doc_id_filter_works_on_both_retrievers(searcher: Searcher) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 Ranked = list[tuple[str, float]]
@@ -18,8 +19,27 @@ def minmax(hits: Ranked) -> dict[str, float]:
 
 def relative_score(dense: Ranked, bm25: Ranked, w_dense: float, w_bm25: float) -> dict[str, float]:
     """Weighted sum of min-max normalised scores; a hit missing from one list scores 0 there."""
-    d, b = minmax(dense), minmax(bm25)
+    return _weighted_sum(minmax(dense), minmax(bm25), w_dense, w_bm25)
+
+
+def _weighted_sum(d: dict[str, float], b: dict[str, float], w_dense: float, w_bm25: float) -> dict[str, float]:
     return {i: w_dense * d.get(i, 0.0) + w_bm25 * b.get(i, 0.0) for i in d.keys() | b.keys()}
+
+
+def dbsf(hits: Ranked) -> dict[str, float]:
+    """Distribution-based scaling: (x - (mean - 3 sd)) / (6 sd), not clipped, so a score far above the
+    rest of its list (a strong BM25 match) counts above 1."""
+    if not hits:
+        return {}
+    n = len(hits)
+    mean = sum(s for _, s in hits) / n
+    sd = math.sqrt(sum((s - mean) ** 2 for _, s in hits) / n)
+    return {i: (s - mean + 3 * sd) / (6 * sd) if sd > 0 else 1.0 for i, s in hits}
+
+
+def distribution_score(dense: Ranked, bm25: Ranked, w_dense: float, w_bm25: float) -> dict[str, float]:
+    """Weighted sum of distribution-scaled scores; a hit missing from one list scores 0 there."""
+    return _weighted_sum(dbsf(dense), dbsf(bm25), w_dense, w_bm25)
 
 
 def weighted_rrf(dense: Ranked, bm25: Ranked, w_dense: float, w_bm25: float, k: int = 60) -> dict[str, float]:
@@ -45,7 +65,7 @@ def cross_language(hits: Ranked, translated: Ranked, other_language: set[str], k
 
 
 def _select_fusion(method: str) -> Callable[[Ranked, Ranked, float, float], dict[str, float]]:
-    methods = {"relative": relative_score, "rrf": weighted_rrf}
+    methods = {"relative": relative_score, "dbsf": distribution_score, "rrf": weighted_rrf}
     if method not in methods:
         raise ValueError(f"unknown fusion {method!r}; valid: {', '.join(methods)}")
     return methods[method]

@@ -159,7 +159,7 @@ class Searcher:
         dense = self._dense(q, n, eq, section, tq) if method in ("hybrid", "dense") else []
         bm25 = self._bm25(q, n, eq, section, tq_lex) if method in ("hybrid", "bm25") else []
         w = {"dense": (1.0, 0.0), "bm25": (0.0, 1.0)}.get(method, (self.settings.w_dense, self.settings.w_bm25))
-        fused = fuse(dense, bm25, *w)[:top_k]
+        fused = fuse(dense, bm25, *w, self.settings.fusion)[:top_k]
         rows = self.manifest.chunk_rows([i for i, *_ in fused])
         hits = [self._hit(rows[i], s, d, b, q) for i, s, d, b in fused if i in rows]
         took = (time.perf_counter() - start) * 1000
