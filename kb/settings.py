@@ -58,7 +58,8 @@ class Settings(BaseSettings):
                                         description="a BM25 match of a Chinese query's English translation counts "
                                                     "this much of a direct one")
     candidates: int = Field(default=100, ge=1, le=10000,
-                            description="hits taken from each retriever (fused by min-max, so depth matters)")
+                            description="hits taken from each retriever (relative and dbsf fusion scale by "
+                                        "the whole list, so depth matters)")
     # the vector store: embedded under KB_HOME, or a Chroma server shared by several API workers
     chroma_url: str = Field(default="", description="Chroma server, e.g. http://127.0.0.1:8001; "
                             "empty = the embedded store in KB_HOME/chroma")
