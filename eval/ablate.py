@@ -101,11 +101,15 @@ def variant(name: str, searcher: Searcher, windows: Windows | None) -> Iterator[
                 return hits
             best, direct = windows.best(searcher._qvec[query]), dict(hits)
             pool = direct.keys() if eq or section else direct.keys() | best.keys()
-            score = {i: best.get(i, direct.get(i, 0.0)) if name == "sentence-max"
-                     else (direct.get(i, best.get(i, 0.0)) + best.get(i, direct.get(i, 0.0))) / 2 for i in pool}
-            if name == "sentence-max":
-                score = {i: max(s, direct.get(i, s)) for i, s in score.items()}
-            return sorted(score.items(), key=lambda t: -t[1])[:k]
+            def combined(i: str) -> float:
+                c, b = direct.get(i), best.get(i)
+                if c is None:  # beyond Chroma's top k: its windows only
+                    return best[i]
+                if b is None:  # a chunk without a window of four characters or more
+                    return c
+                return max(c, b) if name == "sentence-max" else (c + b) / 2
+
+            return sorted(((i, combined(i)) for i in pool), key=lambda t: -t[1])[:k]
 
         with mock.patch.object(hybrid_module, "translations", translations), \
                 mock.patch.object(searcher, "_dense_one", dense_one):

@@ -62,10 +62,9 @@ def test_dictionary_leaves_chinese_queries_to_the_glossary() -> None:
 
 
 def test_leftmost_longest_glossary_terms() -> None:
-    text, rest = "煤层气井排采", None
     from kb.search.expand import _zh_to_en
 
-    terms, rest = _zh_to_en(text)
+    terms, rest = _zh_to_en("煤层气井排采")
     assert terms and "\x00" in rest and "排采" not in rest
 
 
