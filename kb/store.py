@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,13 +94,19 @@ def open_collection(path: Path, url: str = "", name: str = COLLECTION) -> Any:
     In both modes the collection gets the refusing embedding function: the HTTP client embeds on
     the client side too, so this is what keeps a server-mode store from fetching a model.
     """
-    client = _client(path, url)
-    with _reachable(url):
-        return client.get_or_create_collection(
-            name,
-            embedding_function=_refusing_embedding_function(),
-            metadata={"hnsw:space": "cosine"},
-        )
+    # one at a time per process: Chroma shares one client system per path, and two threads creating
+    # it at once (the API's start-up recovery and its first search) break it ("no attribute bindings")
+    with _OPENING:
+        client = _client(path, url)
+        with _reachable(url):
+            return client.get_or_create_collection(
+                name,
+                embedding_function=_refusing_embedding_function(),
+                metadata={"hnsw:space": "cosine"},
+            )
+
+
+_OPENING = threading.Lock()
 
 
 def collection_for(settings: Settings) -> Any:

@@ -41,6 +41,30 @@ def test_chroma_refuses_to_embed_text_itself(tmp_path: Path) -> None:
         col.query(query_texts=["煤层气"], n_results=1)
 
 
+def test_threads_opening_one_store_at_once_all_get_it(tmp_path: Path) -> None:
+    # the API opens the store on its recovery thread and its search thread at start; unserialised,
+    # Chroma's shared client broke in 9 of 10 such rounds here
+    import threading
+
+    for n in range(3):
+        path, errors = tmp_path / f"chroma{n}", []
+        start = threading.Barrier(6)
+
+        def open_one(path: Path = path, errors: list[str] = errors, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                open_collection(path).count()
+            except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+
 def test_network_guard_is_active() -> None:
     import socket
 
