@@ -279,9 +279,9 @@ NOTES = [
     "client on the same 2 cores. Each worker runs one search thread (api/search_worker.py), one query at a time.",
     "- **Throughput** is CPU-bound. `kb serve --workers N` gives each worker cores/N embedding threads when "
     "KB_EMBED_THREADS is 0, so the two rows per size (default and KB_EMBED_THREADS=1) are the same "
-    "configuration and their difference is this machine's noise: 93.7 and 71.8 q/s at 100k and 16 clients in "
-    "this run, 95.5 and 107.0 in the one before, 63-83 and 57-112 in two earlier ones. "
-    "Two fixes of this stop came from stalls in those "
+    "configuration and their difference is this machine's noise: 78.4 and 77.2 q/s at 100k and 16 clients in "
+    "this run (4 clients: 94.1 and 108.7), 93.7 and 71.8 and 95.5 and 107.0 in the two before, 63-83 and "
+    "57-112 in two earlier ones. Two fixes of stop 10 came from stalls in those "
     "runs (p99 of 1.3-1.7 s): the query translation's dictionary took ~2.5 s to load on a fresh worker's "
     "search thread (now a table cached in KB_MODEL_CACHE, 17 ms, loaded off that thread), and every "
     "cross-language query read up to 100 chunk languages from SQLite (now an array in the BM25 index). "
@@ -312,10 +312,14 @@ NOTES = [
     "now runs first in the job queue instead of before serving (at 1M it took ~3 s), and the HTTP runs come "
     "before the in-process ones: with this process holding the same embedded store open, the 1M server took "
     "15-16 s to its first answer in two earlier runs of this harness against 7.5-9 s alone (checked with "
-    "`bench.http.serve` by itself). With that order the 1M start still measured 8.8 s in one run and 14.3 s "
-    "in the next, with the same code: the HNSW file (1.7 GB) is read from the page cache or, after the "
-    "smaller sizes have pushed it out, partly from disk. Loading Chroma's index in a thread beside the model gained nothing "
-    "measurable (8.2-8.7 s vs 7.4-8.5 s) and was not kept.",
+    "`bench.http.serve` by itself). With that order the 1M start measured 8.8 s in one run and 14.3 s and "
+    "14.2 s (this run) in the next two, with the same read path: the HNSW file (1.7 GB) is read from the page "
+    "cache or, after the smaller sizes have pushed it out, partly from disk. Loading Chroma's index in a thread "
+    "beside the model gained nothing measurable (8.2-8.7 s vs 7.4-8.5 s) and was not kept. With the recovery "
+    "check on the job thread, it and the first search opened the store at the same moment, and Chroma's shared "
+    "client broke in one of them: in stop 11's first bench run the 2-worker 1M server answered its first "
+    "searches with HTTP 500, and its load runs had 4 non-200 answers (500s and 10 s timeouts). Opening the "
+    "store is now one thread at a time per process (kb/store.py); this run had no non-200 answer.",
     "- **Server RSS** = the model + Chroma's in-memory HNSW index and caches, per worker: 2 workers hold two "
     "copies. KB_CHROMA_URL (one Chroma server for all workers) keeps one.",
     "",
