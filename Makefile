@@ -36,11 +36,11 @@ browser:  ## Debian's chromium + chromedriver (and a CJK font) for tests/test_br
 test: install browser  ## install and run the whole suite (slow real-model and browser tests included)
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-fast: install  ## the suite without the slow real-model tests
-	$(BIN)/pytest -q -m "not slow"
+test-fast: install  ## every test not marked slow (hash embedder, no model, two processes): about a minute
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" -n 2
 
 lint: install  ## ruff + mypy
-	$(BIN)/ruff check kb api tests eval
+	$(BIN)/ruff check kb api tests eval bench
 	$(BIN)/mypy kb api
 
 eval: install  ## regenerate docs/EVAL.md

@@ -11,12 +11,12 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.errors import ConfigError, install_handlers
+from api.errors import install_handlers
 from api.jobs import JobRunner
 from api.limits import BodyLimitMiddleware, RateLimiter
 from api.routers import documents, health, jobs, market, search
 from api.search_worker import SearchWorker
-from kb.settings import Settings, get_settings
+from kb.settings import Settings, check_config, get_settings
 
 log = logging.getLogger("kb.api")
 STATIC = Path(__file__).parent / "static"
@@ -27,20 +27,6 @@ Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_K
 sent as `X-API-Key: …` or `Authorization: Bearer …`. Every error is
 `{"error": {"code": "...", "message": "..."}}`.
 """
-
-
-def check_config(settings: Settings) -> None:
-    """Refuse to serve writes (or private reads) with no key configured, unless in dev mode."""
-    if settings.api_key_list:
-        return
-    if settings.dev:
-        log.warning("development mode: no KB_API_KEYS, anyone who can reach this server may upload and delete")
-        return
-    if settings.allow_writes:
-        raise ConfigError("writes are enabled but KB_API_KEYS is empty: set KB_API_KEYS, "
-                          "or KB_ALLOW_WRITES=false, or use --dev on a trusted machine")
-    if not settings.public_read:
-        raise ConfigError("KB_PUBLIC_READ=false needs KB_API_KEYS")
 
 
 def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.uploads import original_name
 from kb.errors import BadInputError, NotFoundError
-from kb.manifest import Manifest
+from kb.index.manifest import Manifest
 from kb.models import Stats
 from kb.settings import Settings
 

@@ -98,13 +98,6 @@ class SearchTimeoutError(APIError):
     status = 504
 
 
-class ConfigError(APIError):
-    """The service refuses to start with this configuration."""
-
-    code = "config"
-    status = 500
-
-
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 

@@ -1,4 +1,4 @@
-"""Background ingest jobs: one writer thread per process, kb.lock's file lock across processes.
+"""Background ingest jobs: one writer thread per process, kb.index.lock's file lock across processes.
 
 Job records are JSON files under KB_HOME/jobs/, so any worker process can report on any job.
 """
@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 
 from api.errors import BusyError
 from api.uploads import Stored
-from kb import lock as kb_lock
-from kb.check import recover_if_needed
 from kb.errors import KBError, NotFoundError, WriterBusyError
+from kb.index import lock as kb_lock
+from kb.index.recovery import recover_if_needed
 from kb.ingest.pipeline import delete, ingest
 from kb.models import FailedItem, IngestReport
 from kb.settings import Settings
@@ -54,7 +54,7 @@ def _client_view(item: FailedItem, names: dict[str, str]) -> FailedItem:
 
 @contextmanager
 def write_lock(settings: Settings, wait_s: float) -> Iterator[None]:
-    """kb.lock's writer lock, waiting up to ``wait_s``; BusyError (409 "busy") if it stays taken."""
+    """kb.index.lock's writer lock, waiting up to ``wait_s``; BusyError (409 "busy") if it stays taken."""
     try:
         with kb_lock.write_lock(settings.home, wait_s):
             yield

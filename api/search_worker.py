@@ -17,9 +17,10 @@ from typing import TypeVar
 
 from api.errors import BusyError, SearchTimeoutError
 from api.jobs import write_lock
-from kb import lexical
 from kb.errors import KBError
-from kb.search.expand import translate
+from kb.index import bm25_files
+from kb.lang import cedict
+from kb.lang.glossary import translate
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
 
@@ -42,7 +43,7 @@ class SearchWorker:
 
     def _mark(self) -> float:
         """When the indexes last changed: every ingest and delete writes a new BM25 index."""
-        return lexical.marker(self.settings.bm25_dir)
+        return bm25_files.marker(self.settings.bm25_dir)
 
     def _current(self) -> Searcher:
         """The Searcher, (re)opened on the worker thread when the indexes changed."""
@@ -92,9 +93,8 @@ class SearchWorker:
         if self.settings.expand:
             threading.Thread(target=self._warm_translation, name="kb-warm-translation", daemon=True).start()
 
-    @staticmethod
-    def _warm_translation() -> None:
-        translate("coalbed methane wells", dictionary=True)
+    def _warm_translation(self) -> None:
+        translate("coalbed methane wells", cedict.lookup(self.settings.model_cache))
 
     def _warm(self) -> None:
         try:

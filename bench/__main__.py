@@ -105,7 +105,7 @@ def prepare(work: Path, settings: Settings, plan: Plan, seed: int) -> dict[str, 
     work.mkdir(parents=True, exist_ok=True)
     real = data.real_chunks(data.real_documents(ROOT / "corpus", DATASETS), settings.chunk_size, settings.chunk_overlap)
     data.save_real(real, work / "real.json")
-    emb = load_embedder(settings.embed_model, settings.embed_batch)
+    emb = load_embedder(settings)
     idx = data.base_sample(len(real), plan.base, seed)
     texts = [f"{real[i].title}\n{real[i].text}" for i in idx]
     qs = data.queries(DATASETS, ROOT / "eval" / "cbm", 4000, seed)[-max(20, plan.queries // 2):]

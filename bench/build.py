@@ -1,8 +1,8 @@
 """Build a KB_HOME of N chunks through the pipeline's own storage code, without embedding.
 
 Run as its own process (``python -m bench.build``) so its peak RSS is the ingest process's alone:
-vectors go through ``kb.store.VectorStore.upsert`` (what the pipeline calls), rows through ``Manifest``,
-and BM25 through ``kb.lexical.build``; the JSON it prints says how long each took.
+vectors go through ``kb.index.vectors.VectorStore.upsert`` (what the pipeline calls), rows through ``Manifest``,
+and BM25 through ``kb.index.bm25_build.build``; the JSON it prints says how long each took.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from bench import data
-from kb import charkeys, lexical
-from kb.ingest.pipeline import _chunk_meta, lexical_rows, open_indexes, rebuild_lexical
+from kb.index import bm25_build, charkeys
+from kb.index.indexes import open_indexes
+from kb.index.recovery import lexical_rows, rebuild_lexical
+from kb.ingest.pipeline import chunk_meta
 from kb.settings import Settings, get_settings
 
 TOKENIZE_SAMPLE = 20000  # rows tokenized on their own to find tokenization's share of the BM25 build
@@ -38,7 +40,7 @@ def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx:
         t["generate_s"] += t0 - mark
         flat = [(d, c) for d, cs in zip(b.docs, b.chunks, strict=True) for c in cs]
         ix.vectors.upsert([c.chunk_id for _, c in flat], [c.text for _, c in flat], b.vectors,
-                     [_chunk_meta(d, c.section, c.page) for d, c in flat])
+                     [chunk_meta(d, c.section, c.page) for d, c in flat])
         t1 = time.perf_counter()
         with ix.manifest:
             for d, cs in zip(b.docs, b.chunks, strict=True):
@@ -55,7 +57,7 @@ def write_home(settings: Settings, n: int, real: list[data.RealChunk], base_idx:
 
 
 def _bm25(ix: Any, settings: Settings, gen: int) -> dict[str, Any]:
-    """kb.ingest.pipeline.rebuild_lexical, timed, and an estimate of tokenization's share of it."""
+    """kb.index.recovery.rebuild_lexical, timed, and an estimate of tokenization's share of it."""
     t0 = time.perf_counter()
     rebuild_lexical(ix, gen)
     build_s = time.perf_counter() - t0
@@ -66,7 +68,7 @@ def _bm25(ix: Any, settings: Settings, gen: int) -> dict[str, Any]:
         n_tokens = len(charkeys.batch_keys([r["embed_text"] for r in sample], charkeys.Keys(),
                                            settings.lexical_translate)[1])
     else:
-        n_tokens = sum(len(lexical.row_tokens(r["embed_text"], settings.lexical, settings.lexical_translate))
+        n_tokens = sum(len(bm25_build.row_tokens(r["embed_text"], settings.lexical, settings.lexical_translate))
                        for r in sample)
     tok_s = (time.perf_counter() - t1) * ix.manifest.counts()[1] / max(1, len(sample))
     return {"bm25_build_s": build_s, "bm25_tokenize_s_est": tok_s, "rss_after_bm25_mb": round(peak, 1),

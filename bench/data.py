@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from kb.ingest.chunk import chunk_document
+from kb.lang.text import split_sentences
 from kb.models import KINDS, Chunk, Document, Section, content_hash
-from kb.text import split_sentences
 
 NOISE = 0.5  # perturbation scale: cos(child, parent) ~ 1/sqrt(1 + NOISE^2) ~ 0.89
 FIELDS = ("排采", "钻井", "压裂", "利用", "地质", "储运")
@@ -35,18 +35,26 @@ class RealChunk:
 
 def real_documents(corpus_dir: Path, datasets_dir: Path) -> list[Document]:
     """Every document we have real text for: the live corpus plus each dataset's corpus.jsonl."""
-    from kb.evaluate import passage_documents
-    from kb.ingest import pipeline
+    from kb.evaluation.metrics import passage_documents
+    from kb.ingest.files import expand, infer_kind
+    from kb.ingest.readers import ReadContext, read_file
 
     docs: list[Document] = []
-    for path in pipeline.expand([corpus_dir]) if corpus_dir.exists() else []:
+    for path in expand([corpus_dir]) if corpus_dir.exists() else []:
         try:
-            docs.extend(pipeline._file_docs(path, path.read_bytes(), None)[0])
+            docs.extend(read_file(path, path.read_bytes(), ReadContext(folder_kind=infer_kind(path)))[0])
         except Exception:  # noqa: BLE001 -- a file the pipeline refuses (e.g. build_papers.py) is skipped, as ingest would
             continue
     for jsonl in sorted(datasets_dir.glob("*/corpus.jsonl")) if datasets_dir.exists() else []:
         docs.extend(passage_documents(jsonl))
     return docs
+
+
+def cmrc_passages(n: int, datasets_dir: Path | None = None) -> list[str]:
+    """The first ``n`` passages of CMRC 2018 (``../shared/data/cmrc2018/corpus.jsonl``)."""
+    root = datasets_dir or Path(__file__).resolve().parents[2] / "shared" / "data"
+    lines = (root / "cmrc2018" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    return [str(json.loads(x)["text"]) for x in lines if x.strip()][:n]
 
 
 def real_chunks(docs: list[Document], size: int, overlap: int) -> list[RealChunk]:

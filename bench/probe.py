@@ -76,11 +76,11 @@ def llamaindex_latency(settings: Settings, queries: list[str]) -> dict[str, Any]
     from llama_index.core import VectorStoreIndex
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from kb.eval_runner import _llama_embedding
-    from kb.store import collection_for
+    from kb.evaluation.runner import llama_embedding
+    from kb.index.vectors import collection_for
 
     index = VectorStoreIndex.from_vector_store(ChromaVectorStore(chroma_collection=collection_for(settings)),
-                                               embed_model=_llama_embedding(settings))
+                                               embed_model=llama_embedding(settings))
     retriever = index.as_retriever(similarity_top_k=10)
     retriever.retrieve("煤层气 排采")
     return percentiles(timed(retriever.retrieve, queries))
@@ -120,10 +120,10 @@ def chroma_detail(settings: Settings, queries: list[str]) -> dict[str, Any]:
     after a query embedding, as in a search (the model's idle threads then compete with Chroma's).
     """
     from kb.embed import load_embedder
-    from kb.store import collection_for
+    from kb.index.vectors import collection_for
 
     col = collection_for(settings)
-    emb = load_embedder(settings.embed_model, settings.embed_batch)
+    emb = load_embedder(settings)
     third = len(queries) // 3
     vecs = [v.tolist() for v in emb.queries(queries[: 2 * third])]
     k = settings.candidates

@@ -137,8 +137,8 @@ def _data_section(res: dict[str, Any]) -> list[str]:
             "**perturbed copy of its parent's real vector** (normalize(v + 0.5·gaussian/√d), cos ≈ 0.89 to the parent), so "
             "dense neighbourhoods are clustered like real ones. Embedding cost at each size is **extrapolated** from the "
             "measured passages/s, never measured",
-            "- storage: vectors through `VectorStore.upsert` (1000 per Chroma call), rows through `kb.manifest.Manifest`, "
-            "BM25 through `kb.lexical.build` — the pipeline's own write code, in two child processes (Chroma + manifest, "
+            "- storage: vectors through `VectorStore.upsert` (1000 per Chroma call), rows through `kb.index.manifest.Manifest`, "
+            "BM25 through `bm25_build.build` — the pipeline's own write code, in two child processes (Chroma + manifest, "
             "then BM25: `python -m bench.build --stage store|bm25`) whose peak RSS is reported",
             "- queries: distinct real questions (eval/cbm and cmrc2018), never repeated inside one process, "
             "so every search pays for its query embedding", ""]
@@ -147,7 +147,7 @@ def _data_section(res: dict[str, Any]) -> list[str]:
 def _build_section(res: dict[str, Any]) -> list[str]:
     e = res["embedding"]
     out = ["## Build at each size (storage without embedding)", "",
-           "`chroma inserts/s` is `VectorStore.upsert` incl. llama-index node conversion; `BM25 build` is `kb.lexical.build` "
+           "`chroma inserts/s` is `VectorStore.upsert` incl. llama-index node conversion; `BM25 build` is `bm25_build.build` "
            "(tokenize + bm25s index + save); `tokenize` is our char uni+bigram tokenizer's share of it, estimated from 20k rows. "
            "`embed (extrap.)` is N / measured passages/s.", ""]
     rows = []
@@ -238,9 +238,9 @@ def _profile_section(res: dict[str, Any]) -> list[str]:
 
 STAGES = {  # stage of Searcher.search -> how its function shows in the profile (first match wins)
     "query embedding (model)": ("(queries)",),
-    "Chroma query (dense, distances only)": ("kb/store.py", "(query)"),
-    "BM25 scoring (bm25s)": ("kb/lexical.py", "(search)"),
-    "manifest rows (SQLite)": ("kb/manifest.py", "(chunk_rows)"),
+    "Chroma query (dense, distances only)": ("kb/index/vectors.py", "(query)"),
+    "BM25 scoring (bm25s)": ("kb/index/bm25_search.py", "(search)"),
+    "manifest rows (SQLite)": ("kb/index/manifest.py", "(chunk_rows)"),
     "highlighting": ("kb/search/highlight.py", "(mark)"),
     "fusion": ("kb/search/fuse.py", "(fuse)"),
 }
@@ -261,7 +261,7 @@ NOTES = [
     "Read off the profile and the tables above; re-check after the embedder or the indexes change. The machine "
     "is shared, so absolute milliseconds move with the load average printed beside each figure; the ratios are "
     "the useful part. Within 10k-300k the search path does not grow visibly with N, apart from BM25.", "",
-    "- **Hybrid search latency.** Changes found with this harness in stop 9: `kb/store.py` asks Chroma for "
+    "- **Hybrid search latency.** Changes found with this harness in stop 9: `kb/index/vectors.py` asks Chroma for "
     "distances only (llama-index's `ChromaVectorStore` also fetched every hit's document and metadata, which "
     "the Searcher reads from the manifest anyway; see the Chroma-call table), the ONNX session's idle threads "
     "no longer spin, BM25 is built from token ids, and highlighting tokenizes the query once per query. Before "
@@ -272,7 +272,7 @@ NOTES = [
     "- **BM25-only latency** grows with N: `get_scores` fills a dense score vector over all rows, and the postings "
     "of common CJK unigrams cover most of them (at 1M a median query touches 3.6M postings, two thirds of them "
     "in its 7 tokens present in more than 20% of rows). Taking the top 100 of a million scores with a full "
-    "`argpartition` cost ~10 ms; `kb/lexical.py` `_top_k` now partitions only the rows above a threshold read "
+    "`argpartition` cost ~10 ms; `kb/index/bm25_search.py` `_top_k` now partitions only the rows above a threshold read "
     "off a strided sample. *Next 2x:* skip (or cap) query unigrams of very common characters, which changes "
     "scores and so needs an eval run first.",
     "- **HTTP vs in-process:** HTTP adds FastAPI/uvicorn, the JSON of 10 hits with text and highlights, and a load "
@@ -294,11 +294,11 @@ NOTES = [
     "the HNSW graph grows: 941/s at 10k, 521/s at 300k, 446/s on average for 1M (37 min, load ~1.3-3.6 while "
     "other work shared the machine). *Next 2x:* bigger batches (Chroma's max batch is ~5k) straight into the "
     "collection, no TextNode round trip.",
-    "- **BM25 build and the memory ceiling.** `kb.lexical.build` now streams the manifest's rows in batches of "
+    "- **BM25 build and the memory ceiling.** `kb.index.bm25_build.build` now streams the manifest's rows in batches of "
     "20k and writes bm25s's CSC matrix itself (`_Postings`): one batch's distinct tokens per row are counted, "
     "and after the last batch every score goes straight to its final column slot; bm25s's own `index` held all "
     "(row, token, score) triples at once and converted them with scipy (14.3 GB at 300k in the previous run). "
-    "Tokens come from `kb/charkeys.py`: a whole batch becomes one code-point array, CJK unigrams and bigrams "
+    "Tokens come from `kb/index/charkeys.py`: a whole batch becomes one code-point array, CJK unigrams and bigrams "
     "integer keys by arithmetic, and only Latin words and glossary matches go through Python (it also adds each "
     "passage's glossary terms in the other language). Row ids and filter fields are memory-mapped arrays, "
     "not a JSON list. Measured: 300k in 65 s at 1.7 GB (was 160 s at 14.3 GB), 1M in 227 s at 4.3 GB, with "
@@ -319,7 +319,7 @@ NOTES = [
     "check on the job thread, it and the first search opened the store at the same moment, and Chroma's shared "
     "client broke in one of them: in stop 11's first bench run the 2-worker 1M server answered its first "
     "searches with HTTP 500, and its load runs had 4 non-200 answers (500s and 10 s timeouts). Opening the "
-    "store is now one thread at a time per process (kb/store.py); this run had no non-200 answer.",
+    "store is now one thread at a time per process (kb/index/vectors.py); this run had no non-200 answer.",
     "- **Server RSS** = the model + Chroma's in-memory HNSW index and caches, per worker: 2 workers hold two "
     "copies. KB_CHROMA_URL (one Chroma server for all workers) keeps one.",
     "",

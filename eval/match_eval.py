@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from kb.lang.text import fold, normalize
 from kb.search.ask import FOUND_THRESHOLD, Asker, pick
 from kb.search.hybrid import Searcher, clean_query
 from kb.search.match import Filters, Matcher
 from kb.settings import Settings, get_settings
-from kb.text import fold, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = str(ROOT / "eval" / "cbm" / "parts" / "need_pairs_*.jsonl")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kb.eval_runner import run_eval
-from kb.evaluate import METHODS, METRICS
+from kb.evaluation.metrics import METHODS, METRICS
+from kb.evaluation.runner import run_eval
 from kb.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,32 +8,37 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kb import lexical
-from kb.eval_runner import build_index
-from kb.evaluate import Query, load_queries, rank_hits, score
-from kb.search.expand import translate
-from kb.search.fuse import cross_language, fuse, minmax
+from kb.evaluation.metrics import Query, load_queries, rank_hits, score
+from kb.evaluation.runner import build_index
+from kb.index import bm25_build
+from kb.lang.glossary import translate
+from kb.search.fuse import Ranked, fuse, minmax
 from kb.search.hybrid import Searcher
+from kb.search.retrievers import BM25Index, BM25Retriever, Languages
 from kb.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def candidates(searcher: Searcher, lex: dict[str, lexical.LexicalIndex], q: Query, n: int) -> dict[str, Any]:
+def candidates(searcher: Searcher, lex: dict[str, BM25Retriever], q: Query, n: int) -> dict[str, Any]:
     """Candidate lists per retriever, without and with the glossary translation (suffix _x)."""
+    bare = replace(searcher.prepare(q.text, n, q.filters), translated="", translated_lex="")
     t = translate(q.text)
-    out = {"dense": searcher._dense(q.text, n, q.filters, None), "dense_x": searcher._dense(q.text, n, q.filters, None, t)}
-    w = searcher.settings.w_translated_bm25
-    for m, idx in lex.items():
-        mask = idx.mask(q.filters, None)
-        out[m] = idx.search(q.text, n, mask)
-        other = [(i, w * s) for i, s in idx.search(t, n, mask, relative=True)] if t else []
-        out[m + "_x"] = cross_language(idx.search(q.text, n, mask, relative=bool(t)), other,
-                                       searcher._other_language(q.text, other), n)
+    dense = searcher.retrievers["dense"]
+    out = {"dense": dense.retrieve(bare), "dense_x": dense.retrieve(replace(bare, translated=t))}
+    for m, r in lex.items():
+        out[m] = r.retrieve(bare)
+        out[m + "_x"] = r.retrieve(replace(bare, translated_lex=t))
     return out
+
+
+def pair(dense: Ranked, bm25: Ranked, wd: float, method: str = "relative") -> list[str]:
+    """Ids of the two lists fused with weights wd and 1 - wd."""
+    return [f.id for f in fuse({"dense": dense, "bm25": bm25}, {"dense": wd, "bm25": 1 - wd}, method)]
 
 
 def max_norm(dense: list[tuple[str, float]], bm25: list[tuple[str, float]], wd: float, wb: float) -> dict[str, float]:
@@ -58,12 +63,12 @@ def main() -> None:
         r["source"], r["field"], r["year"] = Path(r["source"]).name, None, None
     unit = {r["chunk_id"]: (r["doc_id"], r["section"]) for r in rows}
     lex = {}
+    w = es.w_translated_bm25  # one weight for both directions, as when these lists were first tuned
     for mode in ("char", "jieba", "both"):
         out = es.home / f"bm25-{mode}"
-        lexical.build(rows, mode, out)
-        loaded = lexical.load(out)
-        assert loaded is not None
-        lex[mode] = loaded
+        bm25_build.build(rows, mode, out)
+        index = BM25Index(out)
+        lex[mode] = BM25Retriever(index, Languages(index, searcher.manifest), w, w)
     queries = load_queries(args.dataset / "queries.jsonl", args.limit)
     cands = [candidates(searcher, lex, q, args.n or settings.candidates) for q in queries]
 
@@ -84,21 +89,21 @@ def main() -> None:
     for w in [x / 10 for x in range(3, 8)]:
         for d in ("dense", "dense_x"):
             results[f"relative_char_x_{d}_{w}"] = evaluate(
-                lambda c, w=w, d=d: [i for i, *_ in fuse(c[d], c["char_x"], w, 1 - w, "relative")])
+                lambda c, w=w, d=d: pair(c[d], c["char_x"], w, "relative"))
     for mode in lex:
         for w in [x / 10 for x in range(1, 10)]:
             results[f"relative_{mode}_{w}"] = evaluate(
-                lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "relative")])
+                lambda c, m=mode, w=w: pair(c["dense"], c[m], w, "relative"))
             results[f"maxnorm_{mode}_{w}"] = evaluate(
                 lambda c, m=mode, w=w: sorted((s := max_norm(c["dense"], c[m], w, 1 - w)), key=lambda i: -s[i]))
             results[f"rrf_{mode}_{w}"] = evaluate(
-                lambda c, m=mode, w=w: [i for i, *_ in fuse(c["dense"], c[m], w, 1 - w, "rrf")])
+                lambda c, m=mode, w=w: pair(c["dense"], c[m], w, "rrf"))
     by_type: dict[str, dict[str, float]] = {}
     for name, fn in {
-        "plain": lambda c: [i for i, *_ in fuse(c["dense"], c["char"], 0.5, 0.5)],
-        "bm25_x": lambda c: [i for i, *_ in fuse(c["dense"], c["char_x"], 0.5, 0.5)],
-        "both_x": lambda c: [i for i, *_ in fuse(c["dense_x"], c["char_x"], 0.5, 0.5)],
-        **{f"bm25_x_w{w}": (lambda c, w=w: [i for i, *_ in fuse(c["dense"], c["char_x"], w, 1 - w)])
+        "plain": lambda c: pair(c["dense"], c["char"], 0.5),
+        "bm25_x": lambda c: pair(c["dense"], c["char_x"], 0.5),
+        "both_x": lambda c: pair(c["dense_x"], c["char_x"], 0.5),
+        **{f"bm25_x_w{w}": (lambda c, w=w: pair(c["dense"], c["char_x"], w))
            for w in (0.1, 0.2, 0.3, 0.4)},
     }.items():
         for t in sorted({q.type for q in queries}):

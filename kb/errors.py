@@ -73,3 +73,10 @@ class WriterBusyError(KBError):
 
     code = "writer_busy"
     status = 409
+
+
+class ConfigError(KBError):
+    """The settings are inconsistent; the service or command refuses to start with them."""
+
+    code = "config"
+    status = 500

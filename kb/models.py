@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-KINDS = ("plan", "paper", "project", "need", "result")
+KINDS = ("document", "plan", "paper", "project", "need", "result")
+# kinds of documents that are a whole file (named after it), as opposed to one row of a table
+FILE_KINDS = ("document", "plan", "paper")
 
 
 def content_hash(*parts: str) -> str:

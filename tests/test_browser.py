@@ -19,16 +19,15 @@ import pytest
 
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-
-from .conftest import ROOT
-from .test_api import write_market_corpus
+from tests.utils import ROOT, write_market_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SHOTS = ROOT / "docs" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                                reason="needs Debian's chromium and chromium-driver (make test installs them)")
+pytestmark = [pytest.mark.slow,  # a real Chromium per test
+              pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                                 reason="needs Debian's chromium and chromium-driver (make test installs them)")]
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402

@@ -12,19 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from api.jobs import JobRunner
-from kb.check import compare
 from kb.cli import main
+from kb.index.check import compare
+from kb.index.manifest import Manifest
+from kb.index.vectors import VectorStore, collection_for
 from kb.ingest.pipeline import ingest
-from kb.manifest import Manifest
 from kb.settings import Settings
-from kb.store import VectorStore, collection_for
-
-from .test_crash import _use_fake_embedder
-
-
-@pytest.fixture(autouse=True)
-def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    _use_fake_embedder(monkeypatch.setattr)
 
 
 def _check(*extra: str) -> tuple[int, dict[str, Any]]:
@@ -74,7 +67,7 @@ def test_missing_vectors_are_found_by_id_and_repair_rolls_the_document_back(inde
 
 def test_orphan_vectors_are_reported_and_removed(indexed: Settings) -> None:
     vs = VectorStore(collection_for(indexed))
-    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
+    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 256), dtype=np.float32), [{"doc_id": "gone"}])
     code, rep = _check()
     assert code == 1 and rep["problems"] == ["1 vectors in Chroma belong to no manifest document"]
     code, rep = _check("--repair")
@@ -113,7 +106,7 @@ def test_api_start_finishes_an_interrupted_write(indexed: Settings) -> None:
     m.db.commit()
     m.close()
     vs = VectorStore(collection_for(indexed))
-    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 32), dtype=np.float32), [{"doc_id": "gone"}])
+    vs.upsert(["orphan-1"], ["孤立向量"], np.ones((1, 256), dtype=np.float32), [{"doc_id": "gone"}])
     JobRunner(indexed, on_change=lambda: None).close()
     code, rep = _check()
     assert code == 0 and rep["documents"] == 4 and rep["vectors"] == rep["chunks"]

@@ -1,4 +1,5 @@
-"""Client/server mode: the write- and read-path suites again, against a real `chroma run` server.
+"""Client/server mode: what only a real `chroma run` server shows (tests/test_ingest.py and
+tests/test_search.py run against the server too, through conftest's ``store_backend``).
 
 Every test here runs with KB_CHROMA_URL pointing at the session's server (tests/conftest.py
 ``chroma_server``) and a collection of its own; the BM25 index and the manifest stay in KB_HOME.
@@ -12,19 +13,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import tests.test_ingest as _ingest_suite
-import tests.test_search as _search_suite
 from kb.errors import NetworkForbiddenError
+from kb.index.vectors import StoreUnavailableError, VectorStore, collection_for
 from kb.ingest.pipeline import ingest
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
-from kb.store import StoreUnavailableError, VectorStore, collection_for
-from tests.conftest import MINI_DOCS, chroma_process, free_port
-
-# collect the existing scenarios (and the fixtures they use) here as well, so they run in server mode
-# under this module's autouse fixture; pytest collects tests and fixtures from a module's namespace
-for _suite in (_ingest_suite, _search_suite):
-    globals().update({k: v for k, v in vars(_suite).items() if k.startswith("test_") or k == "searcher"})
+from tests.utils import MINI_DOCS, chroma_process, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +75,7 @@ def test_no_server_is_one_clear_error(settings: Settings) -> None:
     assert (err.value.code, err.value.status) == ("store_unavailable", 503)
 
 
+@pytest.mark.slow  # starts and stops a Chroma server twice
 def test_api_answers_503_while_chroma_is_down_and_recovers(settings: Settings, tmp_path: Path) -> None:
     """A worker may start before Chroma or outlive a restart of it: 503 meanwhile, and no restart of its own."""
     from fastapi.testclient import TestClient

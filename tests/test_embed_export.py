@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.embed_export import (
+from kb.embed.export import (
     _Cursor,
     build_normalizer,
     default_model_path,

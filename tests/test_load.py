@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
+from kb.index.lock import lock_path
 from kb.ingest.pipeline import ingest
-from kb.lock import lock_path
 from kb.settings import Settings
+from tests.utils import MINI_DOCS, ROOT, free_port
 
-from .conftest import MINI_DOCS, ROOT, free_port
+pytestmark = pytest.mark.slow  # a server under load
 
 KEY = "k-load-0123456789"
 FULL = os.environ.get("KB_LOAD_FULL", "") not in ("", "0")
@@ -112,7 +113,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def _wait_for_writer(home: Path, writer: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    """Until the ingest holds the writer lock (kb.lock writes its holder's pid into the lock file)."""
+    """Until the ingest holds the writer lock (kb.index.lock writes its holder's pid into the lock file)."""
     deadline = time.monotonic() + 120
     while f"pid {writer.pid}:" not in lock_path(home).read_text(errors="replace"):
         assert writer.poll() is None and time.monotonic() < deadline, "the ingest never took the writer lock"

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from kb.cli import main
 from kb.errors import WriterBusyError
+from kb.index.lock import holds_lock, write_lock
 from kb.ingest.pipeline import delete, ingest
-from kb.lock import holds_lock, write_lock
 from kb.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLD = ("import sys, time; from pathlib import Path; from kb.lock import write_lock\n"
+HOLD = ("import sys, time; from pathlib import Path; from kb.index.lock import write_lock\n"
         "with write_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)")
 
 

@@ -18,8 +18,7 @@ from kb.errors import BadInputError, NotFoundError
 from kb.ingest.pipeline import ingest
 from kb.search.match import EXPORT_HEADERS, Filters, Matcher, highlight, same_area, shown_terms, term_overlap
 from kb.settings import Settings, get_settings
-
-from .conftest import _guarded_connect
+from tests.utils import guarded_connect as _guarded_connect
 
 
 def settings_at(home: Path, **extra: Any) -> Settings:

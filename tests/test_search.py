@@ -1,4 +1,5 @@
-"""Read path on the small bilingual corpus with the real bundled model (exact expected documents)."""
+"""Read path on the small bilingual corpus (exact expected documents; the rankings of paraphrases with the real
+bundled model), against the embedded store and a Chroma server."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from kb.settings import Settings
 
 
 @pytest.fixture
-def searcher(mini_corpus: Path, settings: Settings) -> Searcher:
+def searcher(store_backend: str, mini_corpus: Path, settings: Settings) -> Searcher:
     assert ingest([mini_corpus], settings).failed == []
     return Searcher(settings)
 
 
+@pytest.mark.real_model
 @pytest.mark.parametrize(
     ("query", "doc_id"),
     [
@@ -36,7 +38,7 @@ def test_top_hit(searcher: Searcher, query: str, doc_id: str) -> None:
 
 def test_hit_fields_and_highlight(searcher: Searcher) -> None:
     hit = searcher.search("U型井 直井", top_k=1).hits[0]
-    assert (hit.doc_id, hit.kind, hit.source, hit.page) == ("horizontal", "plan", "horizontal.md", None)
+    assert (hit.doc_id, hit.kind, hit.source, hit.page) == ("horizontal", "document", "horizontal.md", None)
     assert hit.section == "煤层气水平井技术 > 2.U型井"
     assert "<mark>直井</mark>" in hit.highlighted
 
@@ -75,9 +77,23 @@ def test_very_long_query_is_cut_not_crashing(searcher: Searcher) -> None:
 
 def test_fusion_is_weighted_and_normalised() -> None:
     assert minmax([("a", 0.9), ("b", 0.8), ("c", 0.7)]) == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0})
-    fused = fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], w_dense=0.6, w_bm25=0.4)
-    assert [i for i, *_ in fused] == ["a", "b", "c"]
-    assert fused[1] == ("b", pytest.approx(0.4), 0.8, 12.0)
+    fused = fuse({"dense": [("a", 0.9), ("b", 0.8)], "bm25": [("b", 12.0), ("c", 3.0)]}, {"dense": 0.6, "bm25": 0.4})
+    assert [f.id for f in fused] == ["a", "b", "c"]
+    assert fused[1] == ("b", pytest.approx(0.4), {"dense": 0.8, "bm25": 12.0})
+
+
+def test_fusion_takes_any_number_of_named_lists() -> None:
+    lists = {"dense": [("a", 0.9), ("b", 0.5)], "bm25": [("b", 7.0), ("c", 1.0)], "third": [("c", 2.0), ("a", 1.0)]}
+    fused = fuse(lists, {"dense": 0.5, "bm25": 0.3, "third": 0.2})
+    # min-max per list: a = 0.5*1 + 0.2*0 = 0.5, b = 0.5*0 + 0.3*1 = 0.3, c = 0.3*0 + 0.2*1 = 0.2
+    assert [(f.id, round(f.score, 6)) for f in fused] == [("a", 0.5), ("b", 0.3), ("c", 0.2)]
+    assert fused[2].parts == {"bm25": 1.0, "third": 2.0}
+    rrf = fuse({"x": [("a", 9.0), ("b", 1.0)], "y": [("b", 3.0)]}, {"x": 1.0, "y": 1.0}, "rrf")
+    assert rrf[0].id == "b" and rrf[0].score == pytest.approx(1 / 62 + 1 / 61)
+    with pytest.raises(ValueError, match="no fusion weight"):
+        fuse({"x": []}, {})
+    with pytest.raises(ValueError, match="valid: relative, dbsf, rrf"):
+        fuse({"x": []}, {"x": 1.0}, "max")
 
 
 def test_distribution_scaling_lets_an_outlier_count_above_one() -> None:
@@ -85,7 +101,8 @@ def test_distribution_scaling_lets_an_outlier_count_above_one() -> None:
     scaled = dbsf([("a", 10.0), ("b", 0.0), ("c", 0.0), ("d", 0.0), ("e", 0.0)])
     assert scaled == pytest.approx({"a": 20 / 24, "b": 10 / 24, "c": 10 / 24, "d": 10 / 24, "e": 10 / 24})
     assert dbsf([("a", 1.0), ("b", 1.0)]) == {"a": 1.0, "b": 1.0}
-    assert [i for i, *_ in fuse([("a", 0.9), ("b", 0.8)], [("b", 12.0), ("c", 3.0)], 0.5, 0.5, "dbsf")][0] == "b"
+    lists = {"dense": [("a", 0.9), ("b", 0.8)], "bm25": [("b", 12.0), ("c", 3.0)]}
+    assert fuse(lists, {"dense": 0.5, "bm25": 0.5}, "dbsf")[0].id == "b"
 
 
 def test_fusion_setting_reaches_the_searcher(searcher: Searcher, settings: Settings) -> None:

@@ -1,5 +1,5 @@
 from kb.ingest.chunk import pack
-from kb.text import char_tokens, fold, jieba_tokens, normalize, split_sentences, tokenize
+from kb.lang.text import char_tokens, fold, jieba_tokens, normalize, split_sentences, tokenize
 
 
 def test_normalize_removes_spaces_between_cjk_and_numbers() -> None:

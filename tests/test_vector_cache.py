@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kb.embed
+import kb.embed.loader
+from kb.embed.cache import CachedEmbedder, text_key
 from kb.settings import get_settings
-from kb.vector_cache import CachedEmbedder, text_key
 
 
 class CountingEmbedder:
@@ -61,7 +61,7 @@ def test_unreadable_cache_costs_speed_not_the_ingest(tmp_path: Path) -> None:
 def counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CountingEmbedder:
     """Every load_embedder call gets one counting fake; the vector cache lives in tmp."""
     fake = CountingEmbedder()
-    monkeypatch.setattr(kb.embed, "_load", lambda *a, **k: fake)
+    monkeypatch.setattr(kb.embed.loader, "_load", lambda *a, **k: fake)
     monkeypatch.setenv("KB_MODEL_CACHE", str(tmp_path / "cache"))
     get_settings.cache_clear()
     return fake

@@ -16,7 +16,7 @@ from kb.errors import UnsupportedFileError
 from kb.models import KINDS
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=COMMON_ERRORS)
-Kind = Literal["plan", "paper", "project", "need", "result"]
+Kind = Literal["document", "plan", "paper", "project", "need", "result"]
 assert set(KINDS) == set(Kind.__args__)  # type: ignore[attr-defined]
 
 

@@ -14,7 +14,6 @@ from api.auth import ReadAccess
 from api.deps import SearchDep, SettingsDep
 from api.errors import COMMON_ERRORS, NotAcceptableError, error_responses
 from api.routers.search import HAS_WORD
-from kb.errors import NotFoundError
 from kb.models import AskResponse, Match, MatchResponse
 from kb.search.ask import TOP_CHUNKS, Asker
 from kb.search.hybrid import Searcher
@@ -96,15 +95,7 @@ async def match(body: MatchRequest, worker: SearchDep, _: ReadAccess) -> MatchRe
 
 
 def _batch(s: Searcher, body: BatchRequest) -> list[tuple[Record, list[Match]]]:
-    matcher = Matcher(s.settings, s)
-    if body.need_ids is None:
-        return matcher.match_all_needs(body.top_k, body.filters())
-    needs, results = matcher.records("need"), matcher.records("result")
-    missing = [i for i in body.need_ids if i not in needs]
-    if missing:
-        raise NotFoundError(f"no need with id {missing[0]!r} in the index")
-    flt, weights = body.filters().check(), matcher.weights()
-    return [(needs[i], matcher.rank(needs[i], results, flt, body.top_k, weights)) for i in body.need_ids]
+    return Matcher(s.settings, s).match_all_needs(body.top_k, body.filters(), need_ids=body.need_ids)
 
 
 def _wanted(accept: str | None) -> str:

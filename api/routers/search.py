@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr
@@ -12,6 +12,7 @@ from api.deps import SearchDep
 from api.errors import COMMON_ERRORS, error_responses
 from kb.models import KINDS, SearchResponse
 from kb.search.filters import ALLOWED
+from kb.search.methods import SearchMethod
 
 router = APIRouter(tags=["search"], responses=COMMON_ERRORS)
 
@@ -45,7 +46,7 @@ class SearchRequest(BaseModel):
     filters: dict[str, FilterValue] = Field(
         default_factory=dict, description="kind, source, section (heading-path prefix), year, field, doc_id",
         json_schema_extra=_FILTERS_SCHEMA)
-    method: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    method: SearchMethod = "hybrid"
 
     model_config = {"json_schema_extra": {"examples": [
         {"query": "排采过程中如何控制井底流压", "top_k": 5, "filters": {}},

@@ -6,8 +6,8 @@ Western punctuation, which cuts Chinese text mid-sentence.
 
 from __future__ import annotations
 
+from kb.lang.text import split_sentences
 from kb.models import Chunk, Document, Section, content_hash
-from kb.text import split_sentences
 
 SECTION_SEP = " > "
 

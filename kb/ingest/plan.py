@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from kb.lang.text import normalize
 from kb.models import Section
-from kb.text import normalize
 
 _NUM = "一二三四五六七八九十百零〇"
 # (level, pattern) for headings of Chinese government documents and Markdown

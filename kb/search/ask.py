@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 
 from kb.errors import KBError
+from kb.lang.text import char_tokens, split_sentences
 from kb.models import AskResponse, Citation, SearchHit, content_hash
 from kb.search.hybrid import Searcher, clean_query
 from kb.settings import Settings
-from kb.text import char_tokens, split_sentences
 
 TOP_CHUNKS = 8
 MAX_SENTENCES = 3

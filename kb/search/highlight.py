@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from kb.text import fold, jieba_tokens
+from kb.lang.text import fold, jieba_tokens
 
 
 # cached: a search marks ten hits with the same query (the profile at 100k chunks showed the query

@@ -13,13 +13,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kb import lexical
-from kb.errors import WriterBusyError
-from kb.ingest.pipeline import Indexes, interrupted, open_indexes, rebuild_lexical, recover
-from kb.lock import write_lock
-from kb.manifest import Manifest
+from kb.index import bm25_files, bm25_search
+from kb.index.indexes import Indexes, open_indexes
+from kb.index.lock import write_lock
+from kb.index.recovery import rebuild_lexical, recover
 from kb.settings import Settings
-from kb.store import collection_for
 
 SHOWN = 10  # documents named per kind of problem; the rest are counted
 
@@ -76,7 +74,7 @@ def _generations(ix: Indexes) -> list[str]:
     if pending := ix.manifest.pending_documents():
         problems.append(f"{len(pending)} documents were committed but never published (an interrupted write): "
                         + ", ".join(pending[:SHOWN]))
-    st = lexical.state(ix.settings.bm25_dir)
+    st = bm25_files.state(ix.settings.bm25_dir)
     if st is not None and int(st.get("generation", 0)) != published:
         problems.append(f"BM25 reflects generation {st.get('generation')}, the manifest published {published}")
     return problems
@@ -87,7 +85,7 @@ def inspect(ix: Indexes) -> CheckReport:
     problems = ix.manifest.integrity()
     doc_chunks = ix.manifest.doc_chunk_ids()
     vectors = ix.vectors.ids()
-    lex = lexical.load(ix.settings.bm25_dir)
+    lex = bm25_search.load(ix.settings.bm25_dir)
     bm25 = None if lex is None else list(lex.ids)
     problems += compare(doc_chunks, ix.manifest.visible_chunk_ids(), vectors, bm25)
     problems += _generations(ix)
@@ -104,32 +102,6 @@ def _repair(ix: Indexes) -> list[str]:
     return done
 
 
-def needs_recovery(settings: Settings) -> bool:
-    """Whether an interrupted write left something to recover (the write path's cheap look, no lock)."""
-    if not settings.manifest_path.exists():
-        return False
-    m = Manifest(settings.manifest_path)
-    try:
-        return interrupted(m, int(collection_for(settings).count()), settings.bm25_dir)
-    finally:
-        m.close()
-
-
-def recover_if_needed(settings: Settings) -> list[str]:
-    """Start-up recovery for readers (the API): only when needed and no writer is at work."""
-    if not needs_recovery(settings):
-        return []
-    try:
-        with write_lock(settings.home):
-            ix = open_indexes(settings)
-            try:
-                return recover(ix)
-            finally:
-                ix.manifest.close()
-    except WriterBusyError:
-        return []  # the writer at work recovers at its own start
-
-
 def check(settings: Settings, repair: bool = False) -> CheckReport:
     """Check (and with ``repair``, first repair) the indexes under KB_HOME; holds the writer lock."""
     with write_lock(settings.home):
@@ -143,6 +115,6 @@ def check(settings: Settings, repair: bool = False) -> CheckReport:
         except sqlite3.DatabaseError as exc:
             return CheckReport(ok=False, documents=0, chunks=0, problems=[f"manifest unreadable: {exc}"])
         finally:
-            ix.manifest.close()
+            ix.close()
     report.repaired = repaired
     return report

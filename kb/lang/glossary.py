@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
-from kb.search import cedict
+from kb.lang.cedict import STOP
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9\-]*")
 _MAX_PHRASE = 5
@@ -33,7 +33,7 @@ def glossary() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=1)
-def _zh_index() -> tuple[dict[str, list[str]], dict[str, str]]:
+def zh_index() -> tuple[dict[str, list[str]], dict[str, str]]:
     """Chinese glossary terms (2+ characters) by their first two characters, longest first, and each
     term's first English phrase."""
     zh_en: dict[str, str] = {}
@@ -59,7 +59,7 @@ def _zh_to_en(query: str) -> tuple[list[str], str]:
     A scan over the text with the terms indexed by their first two characters: BM25 runs this over
     every passage it indexes, where trying each of 2,000 terms cost 0.37 ms per passage.
     """
-    starts, zh_en = _zh_index()
+    starts, zh_en = zh_index()
     text = query.lower()
     out: list[str] = []
     kept: list[str] = []
@@ -97,8 +97,11 @@ def _glossary_en_to_zh(query: str) -> tuple[list[str], list[list[str]]]:
     return _en_to_zh(_WORD.findall(query.lower()), lambda p: en_zh.get(p, []), _first_words())
 
 
-def _dictionary_en_to_zh(words: list[str]) -> list[str]:
-    return _en_to_zh([w for w in words if w not in cedict.STOP], cedict.chinese_words)[0]  # "does" is not a doe
+Words = Callable[[str], list[str]]  # an English word or phrase -> Chinese words (kb.lang.cedict.lookup)
+
+
+def _dictionary_en_to_zh(words: list[str], lookup: Words) -> list[str]:
+    return _en_to_zh([w for w in words if w not in STOP], lookup)[0]  # "does" is not a doe
 
 
 def _en_to_zh(words: list[str], lookup: Callable[[str], list[str]],
@@ -142,7 +145,7 @@ def is_latin(query: str) -> bool:
     return latin > 0 and cjk < 0.3 * (cjk + latin)
 
 
-def translate(query: str, dictionary: bool = False) -> str:
+def translate(query: str, dictionary: Words | None = None) -> str:
     """The glossary terms of a query in the other language, as a short keyword query ("" if none).
 
     On eval/cbm, dense search with this translation scored the other-language passages far
@@ -153,13 +156,14 @@ def translate(query: str, dictionary: bool = False) -> str:
     return translations(query, dictionary)[1]
 
 
-def translations(query: str, dictionary: bool = True) -> tuple[str, str]:
+def translations(query: str, dictionary: Words | None = None) -> tuple[str, str]:
     """``translate`` without and with ``dictionary``, the glossary scanned once for both."""
     if not is_latin(query):
         zh = ", ".join(_zh_to_en(query)[0])
         return zh, zh
     terms, rest = _glossary_en_to_zh(query)
     more = list(terms)
-    for run in rest if dictionary else []:
-        more.extend(t for t in _dictionary_en_to_zh(run) if t not in more)
+    if dictionary is not None:
+        for run in rest:
+            more.extend(t for t in _dictionary_en_to_zh(run, dictionary) if t not in more)
     return "，".join(terms), "，".join(more)

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from kb.errors import ExtractionError, RecordError
-from kb.ingest.readers import check_zip, decode_text
+from kb.ingest.readers.text import decode_text
+from kb.ingest.readers.zipcheck import check_zip
+from kb.lang.text import normalize
 from kb.models import KINDS, Document, Section
-from kb.text import normalize
 
-TABLE_EXT = {".csv", ".xlsx", ".jsonl"}
+TABLE_EXT = (".csv", ".xlsx", ".jsonl")
 RECORD_KINDS = ("need", "result")
 _TITLE_KEYS = ("title", "name", "名称", "项目名称", "标题")
 _KEYWORD_SPLIT = str.maketrans({"，": ",", "、": ",", "；": ",", ";": ","})

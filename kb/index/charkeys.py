@@ -4,7 +4,7 @@ Our own because tokenizing a million passages one Python string at a time was th
 largest cost (char uni+bigrams and one dict lookup per token: about 220 s of a 1M-chunk build).
 Here a whole batch is one code-point array: CJK unigrams and bigrams become integer keys by
 arithmetic, and only Latin words and glossary matches go through Python. The tokens equal
-``kb.text.tokenize(text, "char")`` plus, with ``translated``, those of ``expand.translate(text)``
+``kb.lang.text.tokenize(text, "char")`` plus, with ``translated``, those of ``expand.translate(text)``
 (tests/test_lexical.py checks both on real text).
 """
 
@@ -16,10 +16,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from kb.text import fold, tokenize
+from kb.lang.text import fold, tokenize
 
-_IDEO = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))  # kb.text's _IDEO
-_LATIN = re.compile(r"[0-9a-z]+(?:[.][0-9]+)?")  # kb.text's Latin run; disjoint from the CJK one
+_IDEO = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))  # kb.lang.text's _IDEO
+_LATIN = re.compile(r"[0-9a-z]+(?:[.][0-9]+)?")  # kb.lang.text's Latin run; disjoint from the CJK one
 _BITS = 21  # a code point fits in 21 bits
 BIGRAM, WORD, EMPTY = 1 << 42, 2 << 42, 3 << 42  # key spaces above any unigram (a code point)
 
@@ -130,9 +130,9 @@ def _translation_keys(texts: Sequence[str], keys: Keys) -> tuple[np.ndarray, np.
     Chinese texts: only positions whose two characters start some glossary term are looked at;
     English texts (few) go through ``translate`` itself.
     """
-    from kb.search.expand import _zh_index, translate
+    from kb.lang.glossary import translate, zh_index
 
-    starts_of, zh_en = _zh_index()
+    starts_of, zh_en = zh_index()
     first = _start_pairs()
     cp, starts, joined = _codepoints(texts, str.lower)
     maybe = np.flatnonzero(_first_chars()[np.minimum(cp[:-1], 0x10FFFF)])  # cheap filter before the pairs
@@ -183,6 +183,6 @@ def _first_chars() -> np.ndarray:
 @lru_cache(maxsize=1)
 def _start_pairs() -> np.ndarray:
     """The pair keys of every glossary term's first two characters."""
-    from kb.search.expand import _zh_index
+    from kb.lang.glossary import zh_index
 
-    return np.array(sorted((ord(s[0]) << _BITS) | ord(s[1]) for s in _zh_index()[0]), dtype=np.int64)
+    return np.array(sorted((ord(s[0]) << _BITS) | ord(s[1]) for s in zh_index()[0]), dtype=np.int64)

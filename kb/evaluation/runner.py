@@ -10,7 +10,9 @@ import numpy as np
 
 from kb.embed import Embedder, load_embedder
 from kb.errors import BadInputError, BadQueryError
-from kb.evaluate import HITS, METHODS, Query, Runner, evaluate, home_for, load_queries, passage_documents
+from kb.evaluation.metrics import BASELINE, HITS, METHODS, Query, Runner, evaluate, home_for, load_queries, passage_documents
+from kb.index.indexes import open_indexes
+from kb.index.recovery import rebuild_lexical
 from kb.ingest.pipeline import ingest, ingest_documents
 from kb.models import Document, SearchHit
 from kb.search.hybrid import Searcher
@@ -47,16 +49,14 @@ def build_index(dataset: Path, corpus_dir: Path, settings: Settings, progress: P
 
 def _ensure_lexical(settings: Settings) -> None:
     """BM25 is cheap to rebuild: do it when the cached index used another tokenization."""
-    from kb.ingest.pipeline import open_indexes, rebuild_lexical
-
     ix = open_indexes(settings)
     if (ix.manifest.get_meta("lexical"), ix.manifest.get_meta("lexical_translate")) != (
             settings.lexical, str(settings.lexical_translate).lower()):
         rebuild_lexical(ix)
-    ix.manifest.close()
+    ix.close()
 
 
-def _searcher_runner(searcher: Searcher, method: str) -> Runner:
+def searcher_runner(searcher: Searcher, method: str) -> Runner:
     def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
         try:
             return searcher.search(text, top_k=HITS, filters=filters, method=method).hits
@@ -66,11 +66,11 @@ def _searcher_runner(searcher: Searcher, method: str) -> Runner:
     return run
 
 
-def _llama_embedding(settings: Settings) -> Any:
+def llama_embedding(settings: Settings) -> Any:
     """Our embedder behind llama-index's BaseEmbedding interface (query/passage sides kept)."""
     from llama_index.core.embeddings import BaseEmbedding
 
-    emb: Embedder = load_embedder(settings.embed_model, settings.embed_batch, settings=settings)
+    emb: Embedder = load_embedder(settings)
 
     class KBEmbedding(BaseEmbedding):
         def _get_query_embedding(self, query: str) -> list[float]:
@@ -102,7 +102,7 @@ def baseline_runner(searcher: Searcher, settings: Settings) -> Runner:
     for r in m.iter_chunks():
         by_section.setdefault((r["doc_id"], r["section"]), []).append(r["text"])
     docs = [LIDocument(text="\n".join(t), metadata={"doc_id": d, "section": s}) for (d, s), t in by_section.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=_llama_embedding(settings),
+    index = VectorStoreIndex.from_documents(docs, embed_model=llama_embedding(settings),
                                             transformations=[SentenceSplitter()])
     retriever = index.as_retriever(similarity_top_k=HITS)
     kinds = {d: (m.document(d) or {}).get("kind", "") for d, _ in by_section}
@@ -136,7 +136,7 @@ def run_eval(dataset: Path, settings: Settings, methods: list[str], corpus_dir: 
     searcher = Searcher(eval_settings)
     runners: dict[str, Runner] = {}
     for m in methods:
-        runners[m] = baseline_runner(searcher, eval_settings) if m == "llamaindex_baseline" else _searcher_runner(searcher, m)
+        runners[m] = baseline_runner(searcher, eval_settings) if m == BASELINE else searcher_runner(searcher, m)
     result = evaluate(queries, runners, progress=progress)
     by_type = {t: {"hybrid": v["hybrid"]} if "hybrid" in v else v for t, v in result["by_type"].items()}
     return {"dataset": str(dataset), "queries": result["queries"], "methods": result["methods"],

@@ -67,7 +67,8 @@ def char_tokens(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # type: ignore[no-untyped-def]
+def jieba_instance():  # type: ignore[no-untyped-def]
+    """jieba with the CBM user dictionary loaded (once per process)."""
     import jieba
 
     jieba.setLogLevel(60)
@@ -79,7 +80,7 @@ def _jieba():  # type: ignore[no-untyped-def]
 
 def jieba_tokens(text: str) -> list[str]:
     """jieba search-mode words (with the CBM user dictionary), punctuation dropped."""
-    words = _jieba().lcut_for_search(fold(text))
+    words = jieba_instance().lcut_for_search(fold(text))
     return [w for w in words if _TOKEN_RUN.fullmatch(w) or _IDEO_CHAR.search(w)]
 
 

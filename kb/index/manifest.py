@@ -115,6 +115,10 @@ class Manifest:
         row = self.db.execute("SELECT source FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         return None if row is None else str(row[0])
 
+    def doc_kind_and_source(self, doc_id: str) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT kind, source FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def docs_from(self, source: str) -> list[str]:
         rows = self.db.execute("SELECT doc_id FROM documents WHERE source=?", (source,))
         return [str(r[0]) for r in rows]
@@ -160,6 +164,13 @@ class Manifest:
             "d.kind, d.title, d.source, d.meta FROM chunks c JOIN documents d USING(doc_id) "
             "ORDER BY c.chunk_id"
         )
+
+    def kind_chunks(self, kind: str) -> Iterator[tuple[str, str, str, str]]:
+        """(doc_id, title, meta JSON, chunk text) of every published document of a kind, by id and chunk order."""
+        for r in self.db.execute(
+            "SELECT d.doc_id, d.title, d.meta, c.text FROM documents d JOIN chunks c USING(doc_id) "
+            f"WHERE d.kind=? AND {VISIBLE} ORDER BY d.doc_id, c.ord", (kind,)):
+            yield str(r[0]), str(r[1]), str(r[2]), str(r[3])
 
     def chunk_rows(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Chunk fields plus document fields for the given ids, of published documents only."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from kb.embed import Embedder
+    from kb.embed.base import Embedder
 
 log = logging.getLogger(__name__)
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS vectors "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kb.embed_export import PREFIXES, Header, build_tokenizer, default_model_path, parse_model
+from kb.embed.export import PREFIXES, Header, build_tokenizer, default_model_path, parse_model
 from kb.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def st_model_dir(cache_dir: Path, *, model_path: Path | None = None) -> Path:
     """The fp32 sentence-transformers export of the bundled weights (for torch), built into cache_dir once."""
     import shutil
 
-    from kb.embed_export import export_e5
+    from kb.embed.export import export_e5
 
     model_path = model_path or default_model_path()
     out = cache_dir / f"e5-small-st-{_weights_tag(model_path)}"

@@ -1,0 +1,32 @@
+"""The ``kb`` command line: thin shells over kb.ingest, kb.search and kb.evaluation, one module per concern."""
+
+from __future__ import annotations
+
+import click
+
+from kb.cli.common import KBGroup
+from kb.settings import settings_help
+
+MAIN_HELP = """cbm-kb: a coalbed-methane (煤层气) knowledge base — ingest, hybrid search, cited answers,
+need/result matching, and the HTTP service.
+
+Data lives under KB_HOME (default ./data). Every setting is a KB_* environment variable:
+
+\b
+""" + settings_help()
+
+
+@click.group(cls=KBGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+def main() -> None:
+    pass
+
+
+def _register() -> None:
+    from kb.cli import evaluate, index, market, search, serve
+
+    for module in (index, search, market, evaluate, serve):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,106 @@
+"""Writing and keeping the index: ingest, delete, stats, check."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kb.cli.common import emit, progress, settings
+from kb.models import KINDS, IngestReport
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(KINDS), help="Kind of every document (default: from folder, column or file type).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool) -> None:
+    """Ingest files and folders (txt, md, docx, pdf, csv, xlsx, jsonl).
+
+    Unchanged files are skipped; changed files replace their old chunks. Files that
+    fail are listed with the reason, the rest are ingested, and the exit code is 1.
+    While another writer holds the index it refuses at once (exit 2); an earlier
+    interrupted ingest is finished or rolled back first.
+    """
+    from kb.ingest.pipeline import ingest as run
+
+    report = run(list(paths), settings(), kind=kind, progress=progress(quiet, "ingest"))
+    if as_json:
+        emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted"}))
+    else:
+        _print_report(report)
+    if report.failed:
+        sys.exit(1)
+
+
+def _print_report(r: IngestReport) -> None:
+    click.echo(f"ingested {r.ingested} documents ({r.chunks} chunks), skipped {r.skipped} unchanged"
+               + (f", removed {r.deleted}" if r.deleted else ""))
+    for f in r.failed:
+        click.echo(f"failed: {f.error}", err=True)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def stats(as_json: bool) -> None:
+    """Counts of documents and chunks in the index."""
+    from kb.index.manifest import Manifest
+
+    s = settings()
+    m = Manifest(s.manifest_path)
+    st = m.stats()
+    m.close()
+    if as_json:
+        emit(st.model_dump())
+    else:
+        kinds = ", ".join(f"{k} {v}" for k, v in st.by_kind.items())
+        click.echo(f"{st.documents} documents ({kinds or 'none'}), {st.chunks} chunks; model {st.embed_model}; home {s.home}")
+
+
+@click.command()
+@click.argument("doc_id")
+@click.option("--json", "as_json", is_flag=True)
+def delete(doc_id: str, as_json: bool) -> None:
+    """Remove a document and all its chunks from every index.
+
+    Like ingest, it refuses at once (exit 2) while another writer holds the index.
+    """
+    from kb.ingest.pipeline import delete as run
+
+    n = run(doc_id, settings())
+    if as_json:
+        emit({"deleted": doc_id, "chunks": n})
+    else:
+        click.echo(f"deleted {doc_id} ({n} chunks)")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok", "documents", "chunks", "problems", ...}.')
+@click.option("--repair", is_flag=True, help="First finish or roll back an interrupted write, drop orphan vectors, rebuild BM25.")
+def check(as_json: bool, repair: bool) -> None:
+    """Check that the manifest, Chroma and BM25 hold the same chunks and SQLite is sound.
+
+    Compares chunk ids, not counts. Exit code 1 when a problem remains; it takes the writer
+    lock, so it refuses (exit 2) while an ingest or delete is running.
+    """
+    from kb.index.check import check as run
+
+    rep = run(settings(), repair=repair)
+    if as_json:
+        emit(rep.to_dict())
+    else:
+        for line in rep.repaired:
+            click.echo(f"repaired: {line}")
+        state = "ok" if rep.ok else f"NOT OK, {len(rep.problems)} problems"
+        click.echo(f"{state}: {rep.documents} documents, {rep.chunks} chunks; "
+                   f"Chroma {rep.vectors} vectors, BM25 {rep.bm25} rows; generation {rep.published_gen}")
+        for p in rep.problems:
+            click.echo(f"problem: {p}")
+    if not rep.ok:
+        sys.exit(1)
+
+
+
+COMMANDS = [ingest, stats, delete, check]

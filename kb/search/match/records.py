@@ -1,0 +1,57 @@
+"""Need and result records as matching sees them, read from the manifest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kb.index.manifest import Manifest
+from kb.lang.text import split_sentences
+
+
+@dataclass(frozen=True)
+class Record:
+    """A need or result as matching sees it: title, body text (description + keywords), metadata."""
+
+    doc_id: str
+    kind: str
+    title: str
+    body: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+    @property
+    def trl(self) -> int | None:
+        v = self.meta.get("trl")
+        return int(v) if isinstance(v, (int, float)) or (isinstance(v, str) and v.isdigit()) else None
+
+    def get(self, key: str) -> str:
+        return str(self.meta.get(key) or "")
+
+
+
+def join_chunks(texts: Iterable[str]) -> str:
+    """Chunk texts of one record back into one text, dropping sentences repeated by chunk overlap."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for t in texts:
+        for s in split_sentences(t):
+            if s not in seen:
+                seen.add(s)
+                out.append(s)
+    return "".join(s if s[-1:] in "。！？；!?;" else s + "\n" for s in out).strip()
+
+
+def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
+    """Every record of a kind from the manifest, in id order."""
+    parts: dict[str, tuple[str, str, list[str]]] = {}
+    for doc_id, title, meta, text in manifest.kind_chunks(kind):
+        parts.setdefault(doc_id, (title, meta, []))[2].append(text)
+    return {i: Record(i, kind, t, join_chunks(chunks), json.loads(m)) for i, (t, m, chunks) in parts.items()}
+
+
