@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,22 @@ def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
         batch.add(unit)
 
 
+@contextmanager
+def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
+    """A write batch under the writer lock, after crash recovery; on success it is flushed and published."""
+    with write_lock(settings.home):
+        ix = open_indexes(settings)
+        try:
+            recover_if_interrupted(ix)
+            batch = _Batch(ix, ix.manifest.written_gen() + 1, report)
+            yield batch
+            batch.flush()
+            if batch.changed or bm25_files.state(settings.bm25_dir) is None:
+                rebuild_lexical(ix, batch.gen)
+        finally:
+            ix.close()
+
+
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
            progress: Progress | None = None) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
@@ -182,19 +199,10 @@ def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
     if kind is not None and kind not in KINDS:
         raise KBError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
     report = IngestReport()
-    with write_lock(settings.home):
-        ix = open_indexes(settings)
-        try:
-            recover_if_interrupted(ix)
-            batch = _Batch(ix, ix.manifest.written_gen() + 1, report)
-            files = expand(paths)
-            for path in progress(files) if progress else files:
-                _add_file(batch, path, kind)
-            batch.flush()
-            if batch.changed or bm25_files.state(settings.bm25_dir) is None:
-                rebuild_lexical(ix, batch.gen)
-        finally:
-            ix.close()
+    with _writing(settings, report) as batch:
+        files = expand(paths)
+        for path in progress(files) if progress else files:
+            _add_file(batch, path, kind)
     return report
 
 
@@ -202,22 +210,13 @@ def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
                      progress: Progress | None = None) -> IngestReport:
     """Index already-built Documents (e.g. an evaluation corpus.jsonl) under one source key."""
     report = IngestReport()
-    with write_lock(settings.home):
-        ix = open_indexes(settings)
-        try:
-            recover_if_interrupted(ix)
-            batch = _Batch(ix, ix.manifest.written_gen() + 1, report)
-            for doc in progress(docs) if progress else docs:
-                if ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, ix.settings):
-                    report.skipped += 1
-                    continue
-                chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
-                batch.add(_Unit(label=source_key, source_key=source_key, docs=[(doc, chunks)]))
-            batch.flush()
-            if report.ingested or bm25_files.state(settings.bm25_dir) is None:
-                rebuild_lexical(ix, batch.gen)
-        finally:
-            ix.close()
+    with _writing(settings, report) as batch:
+        for doc in progress(docs) if progress else docs:
+            if batch.ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, settings):
+                report.skipped += 1
+                continue
+            chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
+            batch.add(_Unit(label=source_key, source_key=source_key, docs=[(doc, chunks)]))
     return report
 
 
