@@ -84,12 +84,14 @@ class SearchHit(BaseModel):
     highlighted: str = ""
     dense_score: float | None = None
     bm25_score: float | None = None
+    chunk_ids: list[str] = Field(default_factory=list)  # the chunks this hit's passage covers, in order
 
 
 class SearchResponse(BaseModel):
     query: str
     took_ms: float
     hits: list[SearchHit]
+    found: bool = True  # false: nothing is likely relevant (the best hit was below KB_MIN_RELEVANCE)
 
 
 class Stats(BaseModel):

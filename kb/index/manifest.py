@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   ord INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL,
   section TEXT NOT NULL, page INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_doc_ord ON chunks(doc_id, ord);
 """
 PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
 VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
@@ -179,7 +180,7 @@ class Manifest:
             part = chunk_ids[i : i + 500]
             q = ",".join("?" * len(part))
             for r in self.db.execute(
-                "SELECT c.chunk_id, c.doc_id, c.text, c.section, c.page, d.kind, d.title, "
+                "SELECT c.chunk_id, c.doc_id, c.ord, c.text, c.section, c.page, d.kind, d.title, "
                 f"d.source, d.meta FROM chunks c JOIN documents d USING(doc_id) WHERE chunk_id IN ({q}) AND {VISIBLE}",
                 part,
             ):
@@ -187,6 +188,22 @@ class Manifest:
                 row["meta"] = json.loads(row["meta"])
                 out[row["chunk_id"]] = row
         return out
+
+    def visible(self, chunk_ids: list[str]) -> set[str]:
+        """The given chunk ids that belong to published documents."""
+        out: set[str] = set()
+        for i in range(0, len(chunk_ids), 500):
+            part = chunk_ids[i : i + 500]
+            out.update(str(r[0]) for r in self.db.execute(
+                f"SELECT c.chunk_id FROM chunks c JOIN documents d USING(doc_id) "
+                f"WHERE chunk_id IN ({','.join('?' * len(part))}) AND {VISIBLE}", part))
+        return out
+
+    def chunk_span(self, doc_id: str, first: int, last: int) -> list[tuple[int, str, str]]:
+        """(ordinal, section, text) of a document's chunks ``first``..``last``, in order."""
+        rows = self.db.execute("SELECT ord, section, text FROM chunks WHERE doc_id=? AND ord BETWEEN ? AND ? ORDER BY ord",
+                               (doc_id, first, last))
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""

@@ -15,15 +15,18 @@ from kb.index.vectors import VectorStore, collection_for
 from kb.lang import cedict
 from kb.lang.glossary import translations
 from kb.models import SearchHit, SearchResponse
+from kb.search.calibrate import bundled, calibrated
 from kb.search.filters import validate
 from kb.search.fuse import Fused, fuse
 from kb.search.highlight import mark
 from kb.search.methods import METHODS, retrievers_of
 from kb.search.query import MAX_QUERY, Query, clean_query
 from kb.search.retrievers import BM25Index, BM25Retriever, DenseRetriever, Languages, Retriever, bilingual
+from kb.search.units import Unit, build_units, cap_per_document, join_texts, window
 from kb.settings import Settings
 
 __all__ = ["MAX_QUERY", "METHODS", "Searcher", "bilingual", "clean_query"]
+WIDEN = 3  # chunks either side read to grow a short hit into a passage (small-to-big)
 Translator = Callable[[str], tuple[str, str]]  # query -> (glossary translation, + dictionary words)
 
 
@@ -84,36 +87,59 @@ class Searcher:
         return Query(q, k, eq, section, tq, tq_lex)
 
     def ranked(self, query: Query, method: str = "hybrid") -> list[Fused]:
-        """The fused ranking of a prepared query (every candidate, best first)."""
+        """The fused ranking of a prepared query (every candidate, best first).
+
+        With ``KB_FUSION=calibrated`` a candidate's score is its estimated probability of relevance
+        (kb/search/calibrate.py); the other methods scale and weigh each list (kb/search/fuse.py).
+        """
         names = retrievers_of(method)
         lists = {name: self.retrievers[name].retrieve(query) for name in names}
+        if self.settings.fusion == "calibrated":
+            scorer = bundled().scorer(names, self._embedder.name if self._embedder is not None else None)
+            return calibrated(lists, scorer, query.k, self.weights if len(names) > 1 else None)
         weights = {name: self.weights.get(name, 1.0) if len(names) > 1 else 1.0 for name in names}
         return fuse(lists, weights, self.settings.fusion)
 
     def search(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None,
-               method: str = "hybrid") -> SearchResponse:
-        """Top-k hits for a query; ``method`` picks hybrid, dense-only or BM25-only (for eval)."""
+               method: str = "hybrid", min_relevance: float | None = None) -> SearchResponse:
+        """Top-k result units for a query; ``method`` picks hybrid, dense-only or BM25-only (for eval).
+
+        Below ``min_relevance`` (default KB_MIN_RELEVANCE; calibrated fusion only) for the best unit,
+        the answer is ``found=false`` with no hits: nothing in the index is likely to be relevant.
+        """
         retrievers_of(method)  # an unknown method fails before any work
         start = time.perf_counter()
         if not 1 <= top_k <= 1000:
             clean_query(query)  # an empty query is the first thing to report
             raise BadQueryError("top_k must be between 1 and 1000")
         prepared = self.prepare(query, max(self.settings.candidates, top_k), filters)
-        fused = self.ranked(prepared, method)[:top_k]
+        fused = self.ranked(prepared, method)
+        # rows of every candidate, so chunks not yet published are dropped before the cut, never after it
         rows = self.manifest.chunk_rows([f.id for f in fused])
-        hits = [self._hit(rows[f.id], f, prepared.text) for f in fused if f.id in rows]
+        units = cap_per_document(build_units(fused, rows), self.settings.per_document)
+        floor = self.settings.min_relevance if min_relevance is None else min_relevance
+        found = bool(units) and (self.settings.fusion != "calibrated" or units[0].score >= floor)
+        hits = [self._hit(u, prepared.text) for u in units[:top_k]] if found else []
         took = (time.perf_counter() - start) * 1000
-        return SearchResponse(query=query, took_ms=round(took, 1), hits=hits)
+        return SearchResponse(query=query, took_ms=round(took, 1), hits=hits, found=found)
 
-    @staticmethod
-    def _hit(row: dict[str, Any], f: Fused, q: str) -> SearchHit:
-        dense, bm25 = f.parts.get("dense"), f.parts.get("bm25")
+    def _hit(self, unit: Unit, q: str) -> SearchHit:
+        row, (first, last) = unit.row, unit.span
+        section = [(o, t) for o, sec, t in self.manifest.chunk_span(unit.doc_id, first - WIDEN, last + WIDEN)
+                   if sec == row["section"]]
+        lo, hi = window(section, first, self.settings.unit_min_chars, self.settings.unit_max_chars)
+        if last > hi:  # merged chunks stay whole
+            hi = last
+        lo = min(lo, first)
+        text = join_texts([t for o, t in section if lo <= o <= hi]) or row["text"]
+        dense, bm25 = unit.parts.get("dense"), unit.parts.get("bm25")
         return SearchHit(
-            id=row["chunk_id"], doc_id=row["doc_id"], score=round(f.score, 4), text=row["text"],
+            id=row["chunk_id"], doc_id=row["doc_id"], score=round(unit.score, 4), text=text,
             title=row["title"], kind=row["kind"], source=Path(row["source"]).name,
-            section=row["section"], page=row["page"], highlighted=mark(row["text"], q),
+            section=row["section"], page=row["page"], highlighted=mark(text, q),
             dense_score=None if dense is None else round(dense, 4),
             bm25_score=None if bm25 is None else round(bm25, 4),
+            chunk_ids=[r["chunk_id"] for _, r in sorted(unit.rows.items())],
         )
 
     def close(self) -> None:
