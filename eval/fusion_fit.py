@@ -43,16 +43,16 @@ RANKERS: dict[str, tuple[str, ...]] = {
 # its order (listed first) and query-level features; ``answerable`` reads query-level features only
 CALIBRATIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "hybrid": {"full": {"relevant": ("rel", "d_top", "b_top", "d_spread", "b_spread", "both_top10"),
-                        "answerable": ("d_top",)},
+                        "answerable": ("d_top", "b_cov")},
                "portable": {"relevant": ("rel", "b_top", "d_spread", "b_spread", "both_top10"),
-                            "answerable": ("d_spread", "d_drop10", "b_spread", "both_top10")}},
+                            "answerable": ("d_spread", "d_drop10", "b_cov")}},
     "dense": {"full": {"relevant": ("d_raw", "d_top", "d_spread"), "answerable": ("d_top",)},
               "portable": {"relevant": ("d_z", "d_spread"), "answerable": ("d_spread", "d_drop10")}},
-    "bm25": {"full": {"relevant": ("b_raw", "b_top", "b_spread"), "answerable": ("b_top", "b_spread", "b_drop10")},
-             "portable": {"relevant": ("b_raw", "b_top", "b_spread"), "answerable": ("b_top", "b_spread", "b_drop10")}},
+    "bm25": {"full": {"relevant": ("b_raw", "b_top", "b_spread"), "answerable": ("b_cov", "b_top", "b_spread")},
+             "portable": {"relevant": ("b_raw", "b_top", "b_spread"), "answerable": ("b_cov", "b_top", "b_spread")}},
 }
 # answerability feature sets compared in the leave-one-dataset-out table (the first is shipped)
-ANSWERABLE_TRIED = (("d_top",), ("d_top", "d_drop10"), ("d_top", "d_drop10", "b_top", "b_spread", "both_top10"))
+ANSWERABLE_TRIED = (("d_top", "b_cov"), ("d_top",), ("d_top", "b_cov", "b_top"), ("d_top", "b_cov", "both_top10"))
 RETRIEVERS_OF = {"hybrid": ("dense", "bm25"), "dense": ("dense",), "bm25": ("bm25",)}
 
 
@@ -74,7 +74,7 @@ def table(name: str, cs: CandidateSet, retrievers: tuple[str, ...] = ("dense", "
     ids, cols, labels = [], [], []
     for it in cs.items:
         lists = {r: [(i, s) for i, s in it.lists[r] if not (removed and i in it.relevant)] for r in retrievers}
-        i, c = features(lists, K)
+        i, c = features(lists, K, None, it.signals if "bm25" in retrievers else None)
         ids.append(i)
         cols.append(c)
         labels.append(np.array([x in it.relevant for x in i], dtype=np.float64))

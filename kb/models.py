@@ -139,11 +139,13 @@ class Match(BaseModel):
     field: str | None = None
     trl: int | None = None
     region: str | None = None
+    strong: bool = False  # score (estimated probability that it solves the need) reaches the strong-match level
 
 
 class MatchResponse(BaseModel):
     query: MatchQuery
     matches: list[Match]
+    strong_match: bool = False  # false: no candidate is a strong match ("no strong match" / 暂无把握较大的匹配)
 
 
 class Citation(BaseModel):

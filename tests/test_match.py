@@ -140,7 +140,7 @@ def test_bad_requests_refused(matcher: Matcher) -> None:
 def test_reasons_terms_field_trl_region_score(matcher: Matcher) -> None:
     top = matcher.match(need_id="T-N1", top_k=1).matches[0]
     by = {r.type: r for r in top.reasons}
-    assert list(by) == ["terms", "field", "trl", "region", "score"]
+    assert list(by) == ["terms", "problems", "field", "trl", "region", "score"]
     terms = by["terms"].model_dump()
     assert "煤粉" in terms["terms"] and "煤粉" in by["terms"].text
     assert "<mark>煤粉</mark>" in terms["highlighted"]
@@ -149,7 +149,8 @@ def test_reasons_terms_field_trl_region_score(matcher: Matcher) -> None:
     assert by["trl"].model_dump()["ok"] is True
     assert by["region"].model_dump()["same_area"] is True
     parts = by["score"].model_dump()
-    assert parts["score"] == top.score and set(top.parts) == {"score", "semantic", "title", "description", "terms", "adjust"}
+    assert parts["score"] == top.score and set(top.parts) == {
+        "score", "raw", "z", "lead", "semantic", "title", "description", "problems", "terms", "adjust"}
 
 
 def test_trl_shortfall_and_other_field_are_explained(matcher: Matcher) -> None:
@@ -173,7 +174,7 @@ def test_cli_match_json_contract(cli_home: Path) -> None:
     r = CliRunner().invoke(main, ["match", "--need-id", "T-N2", "--top-k", "2", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert set(out) == {"query", "matches"} and out["query"]["id"] == "T-N2"
+    assert set(out) == {"query", "matches", "strong_match"} and out["query"]["id"] == "T-N2"
     m = out["matches"][0]
     assert set(m) >= {"doc_id", "title", "kind", "score", "reasons", "text"}
     assert m["doc_id"] == "T-R3" and all({"type", "text"} <= set(x) for x in m["reasons"])

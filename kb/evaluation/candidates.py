@@ -26,11 +26,13 @@ RETRIEVERS = ("dense", "bm25")
 
 @dataclass
 class Candidates:
-    """One query's lists per retriever, with which candidate ids are relevant (unit-level)."""
+    """One query's lists per retriever, with which candidate ids are relevant (unit-level), and the
+    query-level signals the retrievers offer (Searcher.signals)."""
 
     query: Query
     lists: dict[str, Ranked]
     relevant: set[str]
+    signals: dict[str, float] | None = None
 
 
 @dataclass
@@ -56,9 +58,10 @@ def compute(searcher: Searcher, queries: list[Query], progress: Callable[[Iterab
         try:
             prepared = searcher.prepare(q.text, searcher.settings.candidates, q.filters)
             lists = {name: searcher.retrievers[name].retrieve(prepared) for name in RETRIEVERS}
+            signals = searcher.signals(prepared)
         except BadQueryError:
-            lists = {name: [] for name in RETRIEVERS}
-        items.append(Candidates(q, lists, set()))
+            lists, signals = {name: [] for name in RETRIEVERS}, {}
+        items.append(Candidates(q, lists, set(), signals))
         ids.update(i for ranked in lists.values() for i, _ in ranked)
     rows = searcher.manifest.chunk_rows(sorted(ids))
     chunks = {i: {"doc_id": r["doc_id"], "section": r["section"], "ord": r["ord"], "chars": len(r["text"])}
@@ -73,7 +76,8 @@ def compute(searcher: Searcher, queries: list[Query], progress: Callable[[Iterab
 def _dump(cs: CandidateSet, path: Path) -> None:
     data = {"dataset": cs.dataset, "chunks": cs.chunks,
             "items": [{"id": c.query.id, "text": c.query.text, "type": c.query.type, "relevant_ids": c.query.relevant,
-                       "filters": c.query.filters, "lists": c.lists, "relevant": sorted(c.relevant)} for c in cs.items]}
+                       "filters": c.query.filters, "lists": c.lists, "relevant": sorted(c.relevant),
+                       "signals": c.signals} for c in cs.items]}
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False)
@@ -85,8 +89,21 @@ def _load(path: Path) -> CandidateSet:
         data = json.load(f)
     items = [Candidates(Query(o["id"], o["text"], o["relevant_ids"], o["type"], None, o["filters"]),
                         {n: [(i, float(s)) for i, s in ranked] for n, ranked in o["lists"].items()},
-                        set(o["relevant"])) for o in data["items"]]
+                        set(o["relevant"]), o.get("signals")) for o in data["items"]]
     return CandidateSet(data["dataset"], items, data["chunks"])
+
+
+def _fill_signals(cs: CandidateSet, eval_settings: Settings) -> None:
+    searcher = Searcher(eval_settings)
+    try:
+        for it in cs.items:
+            try:
+                it.signals = searcher.signals(searcher.prepare(it.query.text, searcher.settings.candidates,
+                                                               it.query.filters))
+            except BadQueryError:
+                it.signals = {}
+    finally:
+        searcher.close()
 
 
 def cached(eval_settings: Settings, queries_path: Path, progress: Callable[[Iterable[Any]], Iterable[Any]] = iter,
@@ -94,7 +111,11 @@ def cached(eval_settings: Settings, queries_path: Path, progress: Callable[[Iter
     """The candidate set of a dataset's queries over its (already built) eval index, from disk when cached."""
     path = eval_settings.home / f"candidates-{_key(eval_settings, queries_path)}.json.gz"
     if path.exists():
-        return _load(path)
+        cs = _load(path)
+        if any(it.signals is None for it in cs.items):  # cached before signals existed: add them only
+            _fill_signals(cs, eval_settings)
+            _dump(cs, path)
+        return cs
     searcher = Searcher(eval_settings)
     try:
         cs = compute(searcher, load_queries(queries_path), progress)

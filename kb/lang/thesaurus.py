@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from kb.lang.text import fold
+from kb.lang.text import fold, jieba_instance
 
 _LIST = "；"
 
@@ -50,12 +50,24 @@ def _matcher() -> tuple[re.Pattern[str], dict[str, int]]:
     return re.compile("|".join(parts)), owner
 
 
+def _word_edges(text: str) -> set[int]:
+    """Offsets where jieba (with the CBM dictionary) starts or ends a word: 煤粉 inside 褐煤粉煤灰
+    (褐煤 + 粉煤灰) is not a mention of coal fines."""
+    edges: set[int] = set()
+    for _, start, end in jieba_instance().tokenize(text):
+        edges.update((start, end))
+    return edges
+
+
 def named_in(text: str) -> list[Technology]:
-    """Technologies whose name or an alias occurs in the text, in order of first mention."""
+    """Technologies whose name or an alias occurs in the text as whole words, in order of first mention."""
     pattern, owner = _matcher()
+    folded = fold(text)
+    edges = _word_edges(folded)
     seen: dict[int, None] = {}
-    for m in pattern.finditer(fold(text)):
-        seen.setdefault(owner[m.group(0)], None)
+    for m in pattern.finditer(folded):
+        if m.group(0).isascii() or (m.start() in edges and m.end() in edges):
+            seen.setdefault(owner[m.group(0)], None)
     return [technologies()[n] for n in seen]
 
 

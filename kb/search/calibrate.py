@@ -57,14 +57,15 @@ def _side(prefix: str, hits: Ranked, ids: list[str], k: int) -> dict[str, np.nda
 
 
 def features(lists: Mapping[str, Ranked], k: int, weights: Mapping[str, float] | None = None,
-             ) -> tuple[list[str], dict[str, np.ndarray]]:
+             signals: Mapping[str, float] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
     """Candidate ids (the union of the lists, in first-seen order) and their feature columns by name.
 
     Prefixes: ``d`` for the dense list, ``b`` for BM25. ``rel`` is relative-score fusion (min-max of each
-    list, weighted: ``weights``, default equal), ``both_top10`` the two lists' agreement in their top 10.
+    list, weighted: ``weights``, default equal), ``both_top10`` the two lists' agreement in their top 10;
+    ``signals`` are query-level numbers from the retrievers (``b_cov``: BM25Retriever.signals).
     """
     ids = list(dict.fromkeys(i for hits in lists.values() for i, _ in hits))
-    cols: dict[str, np.ndarray] = {}
+    cols: dict[str, np.ndarray] = {name: np.full(len(ids), float(v)) for name, v in (signals or {}).items()}
     for name, prefix in (("dense", "d"), ("bm25", "b")):
         if name in lists:
             cols.update(_side(prefix, lists[name], ids, k))
@@ -127,11 +128,14 @@ class Calibration:
     scorers: dict[str, dict[str, Scorer]]
     fitted_on: tuple[str, ...]
 
+    def fits(self, retrievers: tuple[str, ...], embed_model: str | None) -> bool:
+        """Whether the ``full`` form applies: no dense list, or dense cosines of the model it was fitted with
+        (``None``: not known yet, taken as that model). Only then are scores absolute enough for a floor."""
+        return "dense" not in retrievers or embed_model is None or embed_model.startswith(self.embed_model)
+
     def scorer(self, retrievers: tuple[str, ...], embed_model: str | None) -> Scorer:
         method = "hybrid" if len(retrievers) > 1 else retrievers[0]
-        forms = self.scorers[method]
-        dense_raw_valid = embed_model is None or embed_model.startswith(self.embed_model)
-        return forms["full"] if dense_raw_valid or "dense" not in retrievers else forms["portable"]
+        return self.scorers[method]["full" if self.fits(retrievers, embed_model) else "portable"]
 
 
 def _model(m: dict[str, Any]) -> Model:
@@ -151,10 +155,10 @@ def bundled() -> Calibration:
     return load_calibration(resources.files("kb.resources").joinpath(RESOURCE).read_text(encoding="utf-8"))
 
 
-def calibrated(lists: Mapping[str, Ranked], scorer: Scorer, k: int,
-               weights: Mapping[str, float] | None = None) -> list[Fused]:
+def calibrated(lists: Mapping[str, Ranked], scorer: Scorer, k: int, weights: Mapping[str, float] | None = None,
+               signals: Mapping[str, float] | None = None) -> list[Fused]:
     """Candidates ranked by their estimated probability of relevance (ties by id), each with its raw scores."""
-    ids, cols = features(lists, k, weights)
+    ids, cols = features(lists, k, weights, signals)
     if not ids:
         return []
     logit, p = scorer.probabilities(cols, len(ids))

@@ -96,9 +96,18 @@ class Searcher:
         lists = {name: self.retrievers[name].retrieve(query) for name in names}
         if self.settings.fusion == "calibrated":
             scorer = bundled().scorer(names, self._embedder.name if self._embedder is not None else None)
-            return calibrated(lists, scorer, query.k, self.weights if len(names) > 1 else None)
+            return calibrated(lists, scorer, query.k, self.weights if len(names) > 1 else None, self.signals(query, names))
         weights = {name: self.weights.get(name, 1.0) if len(names) > 1 else 1.0 for name in names}
         return fuse(lists, weights, self.settings.fusion)
+
+    def signals(self, query: Query, names: tuple[str, ...] = ("dense", "bm25")) -> dict[str, float]:
+        """Query-level numbers the retrievers offer (a ``signals(Query)`` method) for calibrated fusion."""
+        out: dict[str, float] = {}
+        for name in names:
+            get = getattr(self.retrievers[name], "signals", None)
+            if get is not None:
+                out.update(get(query))
+        return out
 
     def search(self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None,
                method: str = "hybrid", min_relevance: float | None = None) -> SearchResponse:
@@ -116,21 +125,25 @@ class Searcher:
         fused = self.ranked(prepared, method)
         # rows of every candidate, so chunks not yet published are dropped before the cut, never after it
         rows = self.manifest.chunk_rows([f.id for f in fused])
-        units = cap_per_document(build_units(fused, rows), self.settings.per_document)
+        units = cap_per_document(build_units(fused, rows, max_chars=self.settings.unit_max_chars), self.settings.per_document)
         floor = self.settings.min_relevance if min_relevance is None else min_relevance
-        found = bool(units) and (self.settings.fusion != "calibrated" or units[0].score >= floor)
+        found = bool(units) and (not self._absolute(method) or units[0].score >= floor)
         hits = [self._hit(u, prepared.text) for u in units[:top_k]] if found else []
         took = (time.perf_counter() - start) * 1000
         return SearchResponse(query=query, took_ms=round(took, 1), hits=hits, found=found)
+
+    def _absolute(self, method: str) -> bool:
+        """Whether scores are fitted probabilities that a floor may cut: calibrated fusion, with the embedding
+        model the calibration was fitted with when dense takes part (another model's scores are list-relative)."""
+        names = retrievers_of(method)
+        return self.settings.fusion == "calibrated" and bundled().fits(
+            names, self.embedder.name if "dense" in names else None)
 
     def _hit(self, unit: Unit, q: str) -> SearchHit:
         row, (first, last) = unit.row, unit.span
         section = [(o, t) for o, sec, t in self.manifest.chunk_span(unit.doc_id, first - WIDEN, last + WIDEN)
                    if sec == row["section"]]
-        lo, hi = window(section, first, self.settings.unit_min_chars, self.settings.unit_max_chars)
-        if last > hi:  # merged chunks stay whole
-            hi = last
-        lo = min(lo, first)
+        lo, hi = window(section, (first, last), self.settings.unit_min_chars, self.settings.unit_max_chars)
         text = join_texts([t for o, t in section if lo <= o <= hi]) or row["text"]
         dense, bm25 = unit.parts.get("dense"), unit.parts.get("bm25")
         return SearchHit(

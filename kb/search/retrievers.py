@@ -149,6 +149,15 @@ class BM25Retriever:
         self.index, self.languages = index, languages
         self.w_en, self.w_zh = w_translated_en, w_translated_zh
 
+    def signals(self, query: Query) -> dict[str, float]:
+        """Query-level evidence for calibrated fusion: ``b_cov``, how much of the query (or of its
+        translation, for the other language) the index can match at all (LexicalIndex.coverage)."""
+        idx = self.index.get()
+        if idx is None:
+            return {"b_cov": 0.0}
+        cov = idx.coverage(query.text)
+        return {"b_cov": max(cov, idx.coverage(query.translated_lex)) if query.translated_lex else cov}
+
     def retrieve(self, query: Query) -> Ranked:
         idx = self.index.get()
         if idx is None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SPACE = re.compile(r"\s+")
-_SENTENCE_END = "。！？；.!?;"
 
 
 @dataclass
@@ -43,8 +42,9 @@ def text_key(text: str) -> str:
 
 
 def build_units(ranked: Sequence[tuple[str, float, dict[str, float]]], rows: dict[str, dict[str, Any]],
-                group: Callable[[str], str] = lambda d: d) -> list[Unit]:
-    """Visible chunks (best first) as units: exact duplicates dropped, adjacent same-section chunks merged.
+                group: Callable[[str], str] = lambda d: d, max_chars: int = 0) -> list[Unit]:
+    """Visible chunks (best first) as units: exact duplicates dropped, adjacent same-section chunks merged
+    (while the passage stays within ``max_chars``; 0 = no limit).
 
     ``group`` maps a document to its near-duplicate group (itself when it has none): a chunk of another
     copy at the same place in the same section is the same passage.
@@ -61,7 +61,9 @@ def build_units(ranked: Sequence[tuple[str, float, dict[str, float]]], rows: dic
             continue  # the same passage, or the same place in another copy of the document
         seen_text.add(key)
         near = next((at[(g, row["section"], o)] for o in (ord_ - 1, ord_ + 1) if (g, row["section"], o) in at), None)
-        if near is not None and near.doc_id == row["doc_id"]:
+        fits = near is not None and (not max_chars or sum(len(r["text"]) for r in near.rows.values()) + len(row["text"])
+                                     <= max_chars)
+        if near is not None and fits and near.doc_id == row["doc_id"]:
             near.rows[ord_] = row  # the better-ranked neighbour keeps its place and score
             at[(g, row["section"], ord_)] = near
             continue
@@ -113,16 +115,16 @@ def join_texts(texts: Sequence[str]) -> str:
     return out
 
 
-def window(chunks: Sequence[tuple[int, str]], hit_ord: int, min_chars: int, max_chars: int) -> tuple[int, int]:
-    """Ordinals (first, last) of the passage shown for a short chunk (small-to-big).
+def window(chunks: Sequence[tuple[int, str]], span: tuple[int, int], min_chars: int, max_chars: int) -> tuple[int, int]:
+    """Ordinals (first, last) of the passage shown for a hit covering ``span`` (small-to-big).
 
-    ``chunks`` are (ordinal, text) of the chunk's section, in order. A chunk shorter than ``min_chars``
+    ``chunks`` are (ordinal, text) of the hit's section, in order. A passage shorter than ``min_chars``
     grows by its neighbours, the one before first (a fragment usually ends a thought begun there), until
     it reaches ``min_chars`` or the next step would pass ``max_chars``.
     """
     texts = dict(chunks)
-    lo = hi = hit_ord
-    size = len(texts.get(hit_ord, ""))
+    lo, hi = span
+    size = sum(len(texts.get(o, "")) for o in range(lo, hi + 1))
     while size < min_chars:
         step = next((o for o in (lo - 1, hi + 1) if o in texts and size + len(texts[o]) <= max_chars), None)
         if step is None:
@@ -130,7 +132,3 @@ def window(chunks: Sequence[tuple[int, str]], hit_ord: int, min_chars: int, max_
         size += len(texts[step])
         lo, hi = min(lo, step), max(hi, step)
     return lo, hi
-
-
-def ends_sentence(text: str) -> bool:
-    return text.rstrip()[-1:] in _SENTENCE_END
