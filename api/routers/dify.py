@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from starlette.exceptions import HTTPException
 
 from api.auth import key_is_valid, read_access
 from api.deps import SearchDep
@@ -56,6 +57,8 @@ def _as_dify(exc: Exception) -> JSONResponse:
         return dify_error(404, UNKNOWN_KNOWLEDGE, f"The knowledge does not exist: {exc.message}")
     if isinstance(exc, RequestValidationError):
         return dify_error(400, 400, _validation_message(exc))
+    if isinstance(exc, HTTPException):  # e.g. FastAPI's "error parsing the body" for bytes that are not text
+        return dify_error(exc.status_code, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
     assert isinstance(exc, KBError)
     return dify_error(exc.status, exc.status, exc.message, getattr(exc, "headers", None))
 
@@ -69,7 +72,7 @@ class DifyRoute(APIRoute):
         async def dify_handler(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (KBError, RequestValidationError) as exc:
+            except (KBError, RequestValidationError, HTTPException) as exc:
                 return _as_dify(exc)
 
         return dify_handler
@@ -96,9 +99,16 @@ def dify_access(request: Request) -> None:
 DifyAccess = Annotated[None, Depends(dify_access)]
 
 
+def _no_bool(v: object) -> object:
+    if isinstance(v, bool):  # pydantic would take true as 1
+        raise ValueError("a number, not true/false")
+    return v
+
+
 class RetrievalSetting(BaseModel):
-    top_k: int = Field(5, ge=1, le=100, description="records wanted")
-    score_threshold: float | None = Field(0.0, ge=0.0, le=1.0, description="least score kept (0 when disabled)")
+    top_k: Annotated[int, BeforeValidator(_no_bool)] = Field(5, ge=1, le=100, description="records wanted")
+    score_threshold: Annotated[float | None, BeforeValidator(_no_bool)] = Field(
+        0.0, ge=0.0, le=1.0, description="least score kept (0 or null when disabled)")
 
 
 class RetrievalRequest(BaseModel):

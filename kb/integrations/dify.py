@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from kb.errors import BadFilterError, NotFoundError
 from kb.models import KINDS, SearchHit
@@ -37,7 +37,7 @@ class UnknownKnowledgeError(NotFoundError):
 class Condition(BaseModel):
     name: str | list[str] = Field(description="metadata name, or a list (the condition holds if any of them satisfies it)")
     comparison_operator: Operator
-    value: str | float | list[str] | None = None
+    value: StrictStr | StrictInt | StrictFloat | list[StrictStr] | None = None  # strict: true is not 1
 
 
 class MetadataCondition(BaseModel):
