@@ -47,7 +47,7 @@ def http_server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with kb_process(["serve", "--port", str(port)], _env(home, KB_API_KEYS=KEY, KB_PUBLIC_READ="false"),
+    with kb_process(["serve", "--port", str(port)], _env(home, KB_API_KEYS=KEY, KB_PUBLIC_READ="false", KB_SEARCH_TIMEOUT_S="120"),
                     ready=f"{url}/health", log=log):
         yield url
 
