@@ -91,7 +91,7 @@ def test_a_moved_file_keeps_its_document_and_a_bad_file_fails_alone(tmp_path: Pa
     shutil.move(folder / "lng_en.md", folder / "archive" / "lng_en.md")
     (folder / "broken.docx").write_bytes(b"not a zip")
     code, out, err = _sync(str(folder), "--delete")
-    assert code == 1 and [f["path"] for f in out["failed"]] == [str((folder / "broken.docx"))] and "failed:" not in err
+    assert code == 1 and [f["path"] for f in out["failed"]] == [str(folder / "broken.docx")] and "failed:" not in err
     assert (out["added"], out["removed"]) == (["archive/lng_en.md"], ["lng_en.md"])
     assert _doc_ids(settings) == {"horizontal", "dewatering", "gas_use", "lng_en"}  # the same id, not lng_en-<hash>
 
