@@ -205,6 +205,7 @@ def _next(lines: queue.Queue[dict[str, Any]], want: str, timeout: float = 60) ->
 
 
 def test_watch_picks_up_a_new_file_and_a_removed_one(tmp_path: Path, kb_home: Path) -> None:
+    """The new file is written the moment the first sync reports: the watcher is live before that sync."""
     folder = write_docs(tmp_path / "shared", {"horizontal.md": MINI_DOCS["horizontal.md"]})
     proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "sync", str(folder), "--watch", "--delete", "--json",
                              "--debounce", "0.3"], cwd=ROOT, env={**os.environ, "KB_HOME": str(kb_home)},
@@ -216,7 +217,10 @@ def test_watch_picks_up_a_new_file_and_a_removed_one(tmp_path: Path, kb_home: Pa
         assert _next(lines, "the new file")["added"] == ["fracturing.md"]
         (folder / "horizontal.md").unlink()
         assert _next(lines, "the removal")["removed"] == ["horizontal.md"]
+        for name in ("dewatering.md", "gas_use.md", "lng_en.md"):  # a burst: one sync, not three
+            (folder / name).write_text(MINI_DOCS[name], encoding="utf-8")
+        assert _next(lines, "the burst")["added"] == ["dewatering.md", "gas_use.md", "lng_en.md"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    assert _doc_ids(Settings(home=kb_home)) == {"fracturing"}
+    assert _doc_ids(Settings(home=kb_home)) == {"fracturing", "dewatering", "gas_use", "lng_en"}

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,17 +155,20 @@ def _relevant(settings: Settings) -> Callable[[Any, str], bool]:
 
 
 def watch(root: Path, settings: Settings, *, delete: bool, on_sync: Callable[[SyncSummary], None],
-          quiet_s: float = 2.0, stop: threading.Event | None = None, retry_s: float = 5.0) -> None:
-    """Sync now, then again after every burst of file events (once ``quiet_s`` pass without one).
+          quiet_s: float = 2.0, stop: threading.Event | None = None, tick_s: float = 1.0) -> None:
+    """Sync, then again after every burst of file events (once ``quiet_s`` pass without one).
 
     watchfiles (Rust ``notify``: inotify, FSEvents, ReadDirectoryChangesW, or polling on network shares)
     rather than watchdog: it is already installed with uvicorn and groups a burst of events itself.
-    A sync refused because another writer is busy is retried every ``retry_s``.
+    The first sync runs once the watcher is live, so a file added during it is not missed; a sync refused
+    because another writer is busy is retried every ``tick_s``.
     """
     import watchfiles
 
     pending = True
-    for changes in _events(root, settings, quiet_s, stop, retry_s, watchfiles):
+    for changes in watchfiles.watch(root, watch_filter=_relevant(settings), step=int(quiet_s * 1000),
+                                    debounce=max(int(quiet_s * 1000), 30_000), stop_event=stop,
+                                    rust_timeout=int(tick_s * 1000), yield_on_timeout=True):
         if not (changes or pending):
             continue
         try:
@@ -174,11 +177,3 @@ def watch(root: Path, settings: Settings, *, delete: bool, on_sync: Callable[[Sy
         except WriterBusyError as exc:
             log.warning("sync of %s postponed: %s", root, exc.message)
             pending = True
-
-
-def _events(root: Path, settings: Settings, quiet_s: float, stop: threading.Event | None, retry_s: float,
-            watchfiles: Any) -> Iterator[set[Any]]:
-    yield set()  # the first sync, before any event
-    yield from watchfiles.watch(root, watch_filter=_relevant(settings), step=int(quiet_s * 1000),
-                                debounce=max(int(quiet_s * 1000), 30_000), stop_event=stop,
-                                rust_timeout=int(retry_s * 1000), yield_on_timeout=True)
