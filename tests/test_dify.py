@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kb.ingest.pipeline import ingest
 from kb.integrations.dify import holds_one, relevance
 from kb.models import SearchHit
-from kb.settings import Settings
 from tests.dify_client import DifyClient
-from tests.utils import INTEGRATION_NEEDS, INTEGRATION_RESULTS, KEY, make_client, write_integration_corpus
+from tests.utils import INTEGRATION_NEEDS, INTEGRATION_RESULTS, KEY, integration_home, make_client
 
 RESULTS = {r["id"] for r in INTEGRATION_RESULTS}
 MINI = {"horizontal", "dewatering", "gas_use", "lng_en"}
@@ -28,10 +26,7 @@ Q = "煤层气"  # every document has it, and the corpus is smaller than the sea
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dify")
-    home = root / "home"
-    assert ingest([write_integration_corpus(root / "corpus")], Settings(home=home)).failed == []
-    return home
+    return integration_home(tmp_path_factory.mktemp("dify"))
 
 
 @pytest.fixture

@@ -23,9 +23,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from kb.ingest.pipeline import ingest
-from kb.settings import Settings
-from tests.utils import MINI_DOCS, ROOT, free_port, kb_process, write_docs, write_integration_corpus
+from tests.utils import MINI_DOCS, ROOT, free_port, integration_home, kb_process, write_docs
 
 pytestmark = pytest.mark.slow  # a server, and a process per example
 
@@ -42,8 +40,7 @@ def blocks() -> list[tuple[str, bool, str]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("docs")
-    home = root / "home"
-    assert ingest([write_integration_corpus(root / "corpus")], Settings(home=home)).failed == []
+    home = integration_home(root)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _env(home) | {"KB_API_KEYS": DOC_KEY, "KB_PUBLIC_READ": "false", "KB_SEARCH_TIMEOUT_S": "120"}  # a loaded CI box

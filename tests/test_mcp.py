@@ -21,19 +21,14 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from kb.ingest.pipeline import ingest
-from kb.settings import Settings
-from tests.utils import INTEGRATION_RESULTS, KEY, MINI_DOCS, ROOT, free_port, kb_process, write_integration_corpus
+from tests.utils import INTEGRATION_RESULTS, KEY, MINI_DOCS, ROOT, free_port, integration_home, kb_process
 
 EVERY_DOC = {r["id"] for r in INTEGRATION_RESULTS} | {"N901"} | {Path(n).stem for n in MINI_DOCS}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mcp")
-    home = root / "home"
-    assert ingest([write_integration_corpus(root / "corpus")], Settings(home=home)).failed == []
-    return home
+    return integration_home(tmp_path_factory.mktemp("mcp"))
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:

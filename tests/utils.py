@@ -66,14 +66,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _heartbeat(url: str) -> bool:
-    # no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"{url}/api/v2/heartbeat", timeout=1) as r:
+        with opener.open(url, timeout=1) as r:
             return bool(r.status == 200)
     except OSError:
         return False
+
+
+@contextmanager
+def _serving(args: list[str], log: Path, probe: str, env: dict[str, str] | None = None,
+             timeout_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process (output to ``log``), once ``probe`` answers 200; terminated (or killed) at the end."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _answers(probe):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"{' '.join(args[:4])} did not come up at {probe} (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
@@ -83,27 +106,9 @@ def chroma_process(root: Path, port: int) -> Iterator[str]:
     cmd = str(exe) if exe.exists() else shutil.which("chroma")
     assert cmd, "the `chroma` command (chromadb package) is not installed"
     url = f"http://127.0.0.1:{port}"
-    log = root / f"chroma-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"chroma run did not come up on {url} (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.1)
+    args = [cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)]
+    with _serving(args, root / f"chroma-{port}.log", f"{url}/api/v2/heartbeat"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 
 
 # ---- the network guard -----------------------------------------------------------------------------
@@ -243,34 +248,17 @@ def write_integration_corpus(folder: Path) -> Path:
     return folder
 
 
+def integration_home(root: Path) -> Path:
+    """``root``/home with ``write_integration_corpus`` ingested (the settings of the environment: the hash embedder)."""
+    from kb.ingest.pipeline import ingest
+
+    home = root / "home"
+    assert ingest([write_integration_corpus(root / "corpus")], Settings(home=home)).failed == []
+    return home
+
+
 @contextmanager
-def kb_process(args: list[str], env: dict[str, str], ready: str | None = None,
-               log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m kb.cli ARGS`` in its own process; waits for ``ready`` (a URL answering 200), then stops it."""
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 -- closed below
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", *args], cwd=ROOT, env={**os.environ, **env},
-                            stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while ready:
-            try:
-                with opener.open(ready, timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:] if log else ""
-                pytest.fail(f"kb {' '.join(args)} did not come up (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.2)
+def kb_process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m kb.cli ARGS`` (e.g. ``serve``) in its own process, once ``ready`` (a URL) answers 200."""
+    with _serving([sys.executable, "-m", "kb.cli", *args], log, ready, {**os.environ, **env}, timeout_s=120) as proc:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log:
-            out.close()  # type: ignore[union-attr]
