@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.utils import INTEGRATION_RESULTS, KEY, MINI_DOCS, ROOT, free_port, integration_home, kb_process
+from tests.utils import INTEGRATION_RESULTS, KEY, MINI_DOCS, ROOT, free_port, integration_home, kb_process, make_client
 
 EVERY_DOC = {r["id"] for r in INTEGRATION_RESULTS} | {"N901"} | {Path(n).stem for n in MINI_DOCS}
 
@@ -149,3 +149,19 @@ def test_http_takes_the_api_keys(http_server: str) -> None:
 
     with pytest.raises(Exception):  # noqa: B017 -- the SDK reports the 401 in its own way
         asyncio.run(refused())
+
+
+def test_mcp_over_http_follows_the_read_policy(home: Path) -> None:
+    """Public reads: no key needed, a wrong key refused; private reads: a key needed (as for POST /search)."""
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    with make_client(home) as c:
+        assert c.post("/mcp", json=hello, headers=accept).json()["result"]["serverInfo"]["name"] == "cbm-kb"
+        assert c.post("/mcp", json=hello, headers={**accept, "Authorization": "Bearer wrong"}).status_code == 401
+    with make_client(home, public_read=False) as c:
+        assert c.post("/mcp", json=hello, headers=accept).status_code == 401
+        assert c.post("/mcp", json=hello, headers={**accept, "X-API-Key": KEY}).status_code == 200
+    with make_client(home, rate_limit=1) as c:
+        assert c.post("/mcp", json=hello, headers=accept).status_code == 200
+        assert c.post("/mcp", json=hello, headers=accept).status_code == 429
