@@ -24,11 +24,17 @@ def content_hash(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """A run of text under one heading path (and page, for PDFs)."""
+    """A run of text under one heading path (and page, for PDFs).
+
+    ``ocr``: the text was recognised from the page image. ``lookup``: a table row that carries almost no
+    words (ids, dates, measurements): indexed for exact lookup, never a free-text answer (kb/ingest/chunk.py).
+    """
 
     text: str
     path: tuple[str, ...] = ()
     page: int | None = None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Chunk:
     embed_text: str
     section: str
     page: int | None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -54,8 +62,13 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{s.text}" for s in self.sections)
+        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{_flags(s)}{s.text}" for s in self.sections)
         return content_hash(self.kind, self.title, repr(sorted(self.meta.items())), body)
+
+
+def _flags(s: Section) -> str:
+    """Flags in a fingerprint only when set: documents without them keep the fingerprints they had."""
+    return ("ocr|" if s.ocr else "") + ("lookup|" if s.lookup else "")
 
 
 class FailedItem(BaseModel):
