@@ -97,6 +97,8 @@ class SearchHit(BaseModel):
     highlighted: str = ""
     dense_score: float | None = None
     bm25_score: float | None = None
+    ocr: bool = False  # the passage was recognised from a page image
+    duplicate_of: str | None = None  # its document is a possible duplicate of this one (kb/ingest/duplicates.py)
 
 
 class SearchResponse(BaseModel):
@@ -105,12 +107,20 @@ class SearchResponse(BaseModel):
     hits: list[SearchHit]
 
 
+class DuplicateLink(BaseModel):
+    doc_id: str
+    duplicate_of: str = Field(description="the earlier document this one possibly duplicates")
+    similarity: float = Field(description="estimated share of shared text (MinHash Jaccard of character shingles)")
+
+
 class Stats(BaseModel):
     documents: int
     chunks: int
     by_kind: dict[str, int] = Field(default_factory=dict)
     embed_model: str | None = None
     lexical: str | None = None
+    ocr_chunks: int = 0
+    duplicates: list[DuplicateLink] = Field(default_factory=list)
 
 
 # ---- matching and question answering (kb.search.match, kb.search.ask) ----

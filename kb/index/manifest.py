@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import Chunk, Document, Stats
+from kb.models import Chunk, Document, DuplicateLink, Stats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -223,7 +223,8 @@ class Manifest:
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""
-        r = self.db.execute(f"SELECT * FROM documents d WHERE doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
+        r = self.db.execute("SELECT d.*, x.of_doc AS duplicate_of FROM documents d LEFT JOIN duplicates x "
+                            f"ON x.doc_id = d.doc_id WHERE d.doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
         if r is None:
             return None
         row = dict(r)
@@ -233,8 +234,10 @@ class Manifest:
     def stats(self) -> Stats:
         """The ``kb stats --json`` shape (shared by the CLI and the API)."""
         docs, chunks = self.counts()
-        return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(),
-                     embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
+        ocr = int(self.db.execute("SELECT COUNT(*) FROM chunks WHERE ocr=1").fetchone()[0])
+        dups = [DuplicateLink(doc_id=d, duplicate_of=o, similarity=s) for d, o, s in self.duplicate_links()]
+        return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(), ocr_chunks=ocr,
+                     duplicates=dups, embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
 
     def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""

@@ -134,10 +134,10 @@ class PageImages:
         return float(w), float(h)
 
     def ink(self, i: int) -> float:
-        """Share of dark pixels of page ``i`` rendered at 36 dpi."""
+        """Share of dark pixels (under 128) of page ``i`` rendered at 72 dpi (kb.lang.repair.expected_chars)."""
         import numpy as np
 
-        img = self.pdf[i].render(scale=0.5, grayscale=True).to_pil()
+        img = self.pdf[i].render(scale=1.0, grayscale=True).to_pil()
         return float((np.asarray(img.convert("L")) < 128).mean())
 
     def image(self, i: int, dpi: int) -> Any:

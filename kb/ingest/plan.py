@@ -118,15 +118,28 @@ def _joins(prev: str, nxt: str) -> bool:
         and clause_split(nxt, True) is None
 
 
+def _ends_block(para: str, blank_after: bool) -> bool:
+    """A paragraph nothing joins: a heading, a clause heading (``4.2 降压速度``), a short line before a blank one."""
+    if heading_level(para) is not None:
+        return True
+    split = clause_split(para, True)
+    return (split is not None and not split[2]) or (blank_after and len(para) <= _MAX_HEADING)
+
+
 def paragraphs(text: str) -> list[str]:
     """Normalised non-empty paragraphs, rejoining lines an export broke inside a sentence, word or unit."""
     lines = [normalize(x.replace("**", "")) for x in strip_furniture(text.split("\n"))]
     paras: list[str] = []
-    for line in (x for x in lines if x):
-        if paras and heading_level(paras[-1]) is None and _joins(paras[-1], line):
+    blank = False
+    for line in lines:
+        if not line:
+            blank = True
+            continue
+        if paras and not _ends_block(paras[-1], blank) and _joins(paras[-1], line):
             paras[-1] = line_join(paras[-1], line)
         else:
             paras.append(line)
+        blank = False
     return paras
 
 
@@ -173,5 +186,6 @@ def guess_title(text: str) -> str:
         md = _MD_HEADING.match(x)
         if md and len(md.group(1)) == 1:
             return md.group(2).strip()
-    cands = [x for x in lines[:15] if len(x) <= 60 and x[-1:] not in _TERMINAL and heading_level(x) is None]
+    cands = [x for x in lines[:15] if len(x) <= 60 and x[-1:] not in _TERMINAL and heading_level(x) is None
+             and not _STANDARD_CODE.fullmatch(x)]
     return max(cands, key=len) if cands else (lines[0][:60] if lines else "")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kb.errors import ExtractionError, KBError
+from kb.errors import ExtractionError
 from kb.models import Document, Section
 
 _ROOT = Path(__file__).resolve().parents[2]  # where the child finds this very kb package

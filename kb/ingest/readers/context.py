@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kb.settings import Settings
+if TYPE_CHECKING:  # the parser child imports this module; pydantic-settings would add ~0.3 s to its start
+    from kb.settings import Settings
 
 
 @dataclass(frozen=True)

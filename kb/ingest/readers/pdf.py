@@ -10,7 +10,7 @@ import re
 
 from kb.errors import ExtractionError
 from kb.ingest.ocr import PageImages, ocr_image
-from kb.ingest.plan import heading_level
+from kb.ingest.plan import clause_split, heading_level, is_clause_document
 from kb.ingest.readers.context import ReadContext
 from kb.ingest.readers.text import require_text
 from kb.lang.repair import drop_debris, drop_running_lines, garbage_share, line_join, needs_ocr
@@ -27,18 +27,33 @@ _REFERENCES = re.compile(r"^(参\s*考\s*文\s*献|references|bibliography)$", r
 def _pdf_heading(line: str) -> str | None:
     m = _PDF_HEADING.match(line)
     head = m.group(3) if m else ""
-    if m and line[-1:] not in "。；，,.;" and not re.match(r"^\d+\s*[%年月日万亿]", line) and not head[0].islower():
+    # a wrapped clause, not a heading: long in CJK, or holding a comma
+    cjk_long = len(re.findall(r"[\u4e00-\u9fff]", head)) > 24 or "，" in head
+    if m and line[-1:] not in "。；，,.;" and not re.match(r"^\d+\s*[%年月日万亿]", line) and not head[0].islower() \
+            and not cjk_long:
         return f"{m.group(1)} {m.group(3).strip()}"
     return line if _ABSTRACT.match(line) and len(line) < 20 else None
 
 
+def line_heading(line: str, clauses: bool) -> tuple[int, str, str] | None:
+    """(level, heading, rest of the line) when a PDF line starts a section: a numbered heading (2.1 方法),
+    摘要, a law's 第X条 or (in a standard) a clause with its text; levels as kb/ingest/plan.py's."""
+    head = _pdf_heading(line)
+    if head is not None:
+        num = head.split(" ")[0]
+        return (10 * (num.count(".") + 1) + 1 if num[0].isdigit() else 11), head, ""
+    return clause_split(line, clauses)
+
+
 def pdf_sections(pages: list[list[str]], title: str, ocr: list[bool] | None = None) -> list[Section]:
-    """Sections of a PDF's page lines: numbered headings (1, 2.1, 摘要) start sections.
+    """Sections of a PDF's page lines: numbered headings (1, 2.1, 摘要), articles and clauses start sections.
 
     The reference list ends the text: its titles match almost any query and answer none.
     """
     path: list[tuple[int, str]] = []
     out: list[Section] = []
+    pages = [drop_debris([normalize(x) for x in p]) for p in pages]
+    clauses = is_clause_document([x for p in pages for x in p])
 
     def flush(body: list[str], page_no: int) -> None:
         if body:
@@ -48,26 +63,28 @@ def pdf_sections(pages: list[list[str]], title: str, ocr: list[bool] | None = No
 
     for page_no, page_lines in enumerate(pages, start=1):
         body: list[str] = []
-        for line in drop_debris([normalize(x) for x in page_lines]):
+        for line in page_lines:
             if not line or line == title or _PAGE_FURNITURE.match(line):
                 continue  # page numbers, "第 n 页 / 共 N 页" footers and running titles
             if _REFERENCES.match(line):
                 flush(body, page_no)
                 return out
-            head = _pdf_heading(line)
-            if head is None:
+            split = line_heading(line, clauses)
+            if split is None:
                 _append_line(body, line)
                 continue
             flush(body, page_no)
-            level = head.split(" ")[0].count(".") + 1 if head[0].isdigit() else 1
-            path[:] = [p for p in path if p[0] < level] + [(level, head)]
+            path[:] = [p for p in path if p[0] < split[0]] + [(split[0], split[1])]
+            if split[2]:
+                body.append(split[2])
         flush(body, page_no)
     return out
 
 
 def _append_line(body: list[str], line: str) -> None:
     """Rejoin PDF lines: a line not ending a sentence continues the previous one."""
-    if body and body[-1][-1:] not in "。！？；:：.!?;" and heading_level(line) is None:
+    if body and body[-1][-1:] not in "。！？；:：.!?;" and heading_level(line) is None \
+            and clause_split(line, True) is None:
         body[-1] = line_join(body[-1], line)
     else:
         body.append(line)

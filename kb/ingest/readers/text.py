@@ -37,7 +37,7 @@ def decode_text(data: bytes, name: str) -> str:
             return text
         break  # GB18030 decodes almost any bytes: text in odd blocks means another legacy encoding
     guess = charset_normalizer.from_bytes(data).best()
-    if guess is not None:
+    if guess is not None and garbage_share(str(guess)) < 0.15:
         return str(guess)
     raise ExtractionError(f"{name}: cannot decode text (tried UTF-8, UTF-8-BOM, UTF-16, GB18030, detection)")
 
