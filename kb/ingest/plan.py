@@ -187,5 +187,5 @@ def guess_title(text: str) -> str:
         if md and len(md.group(1)) == 1:
             return md.group(2).strip()
     cands = [x for x in lines[:15] if len(x) <= 60 and x[-1:] not in _TERMINAL and heading_level(x) is None
-             and not _STANDARD_CODE.fullmatch(x)]
+             and not _STANDARD_CODE.fullmatch(x) and clause_split(x, True) is None]
     return max(cands, key=len) if cands else (lines[0][:60] if lines else "")

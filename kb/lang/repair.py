@@ -43,9 +43,14 @@ def line_join(prev: str, nxt: str) -> str:
     return prev + sep + nxt
 
 
+_PAGE_WORDS = re.compile(r"页|page|^\W*\d+\W*$", re.IGNORECASE)
+
+
 def _furniture_key(line: str) -> str:
-    """A line with its numbers blanked: ``第 3 页`` and ``第 4 页`` are the same running footer."""
-    return _DIGITS.sub("#", "".join(line.split()))
+    """A line as running furniture is recognised: numbers blanked in page counters (``第 3 页`` and
+    ``第 4 页`` are one footer), other lines as they are (``第1章`` and ``第2章`` are two headings)."""
+    s = "".join(line.split())
+    return _DIGITS.sub("#", s) if _PAGE_WORDS.search(s) else s
 
 
 def running_lines(pages: list[list[str]], edge: int = 3, share: float = 0.4) -> set[str]:
@@ -65,9 +70,23 @@ def running_lines(pages: list[list[str]], edge: int = 3, share: float = 0.4) -> 
 
 
 def drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
-    """Pages without their running headers and footers (see ``running_lines``)."""
+    """Pages without their running headers and footers (see ``running_lines``); the first occurrence of each
+    stays, since a running chapter title first appears as the chapter's heading."""
     keys = running_lines(pages)
-    return [[x for x in lines if _furniture_key(x) not in keys] for lines in pages] if keys else pages
+    if not keys:
+        return pages
+    first: set[str] = set()
+    out = []
+    for lines in pages:
+        kept = []
+        for x in lines:
+            key = _furniture_key(x)
+            if key not in keys or key not in first:
+                kept.append(x)
+            if key in keys:
+                first.add(key)
+        out.append(kept)
+    return out
 
 
 def is_debris(line: str) -> bool:

@@ -21,7 +21,7 @@ from kb.models import Section
 _TOOL_TIMEOUT_S = 300  # the sandbox's own time limit stops it sooner; this only bounds a stray child
 # Word field codes catdoc prints: HYPERLINK "url", PAGEREF _Toc123 \h, TOC \o "1-3" \h \z \u, \* MERGEFORMAT
 FIELD_CODE = re.compile(r'\b(?:HYPERLINK|PAGEREF|REF|TOC|SEQ|INCLUDEPICTURE|EMBED|SHAPE|FORMTEXT|NUMPAGES|PAGE)\b'
-                        r'(?:\s+(?:"[^"\n]*"|\\[*a-zA-Z]+|_Toc\d+|MERGEFORMAT|[A-Z][\w.]*|\d[\d-]*))*')
+                        r'(?:\s+(?:"[^"\n]*"|\\[*a-zA-Z]+|_Toc\d+|MERGEFORMAT|[A-Z][\w.]*))*')
 
 
 def strip_field_codes(text: str) -> str:
