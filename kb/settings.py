@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     ocr_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at for OCR")
     redact_pii: bool = Field(default=True, description="mask phone numbers, e-mail addresses and ID-card numbers "
                              "in indexed text")
-    near_duplicate: float = Field(default=0.8, ge=0.0, le=1.0,
+    near_duplicate: float = Field(default=0.7, ge=0.0, le=1.0,
                                   description="documents whose estimated text overlap (MinHash Jaccard of character "
                                               "shingles) reaches this are linked as possible duplicates; 0 = off")
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
