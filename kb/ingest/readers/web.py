@@ -8,6 +8,7 @@ footer, reads the declared charset (GB2312/GBK pages), and keeps tables; where i
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from kb.errors import ExtractionError
 from kb.ingest.plan import guess_title, parse_structure
@@ -50,7 +51,7 @@ def read_html(data: bytes, name: str) -> tuple[str, list[Section]]:
     import trafilatura
 
     try:
-        doc = trafilatura.bare_extraction(data, include_tables=True, with_metadata=True, favor_recall=True)
+        doc: Any = trafilatura.bare_extraction(data, include_tables=True, with_metadata=True, favor_recall=True)
     except Exception as exc:  # lxml and trafilatura raise many types on broken markup
         raise ExtractionError(f"{name}: not a readable web page ({type(exc).__name__})") from exc
     text = (doc.text if doc is not None else "") or ""
