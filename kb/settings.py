@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     ocr_engine: Literal["rapidocr", "tesseract"] = Field(
         default="rapidocr", description="rapidocr (PP-OCRv4 from its wheel: lower error) or tesseract "
         "(Debian's tesseract-ocr + chi_sim: faster); docs/INGEST.md has the measurements")
-    ocr_page_timeout_s: float = Field(default=120.0, gt=0, le=3600, description="seconds OCR of one page may take")
+    ocr_page_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="seconds OCR of one page may take")
     ocr_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at for OCR")
     redact_pii: bool = Field(default=True, description="mask phone numbers, e-mail addresses and ID-card numbers "
                              "in indexed text")

@@ -27,7 +27,7 @@ from kb.ingest.repair import finish_document
 from kb.ingest.sandbox import Progress, run_reader
 from kb.models import Document, Section
 
-__all__ = ["READERS", "SUPPORTED", "ReadContext", "parse_in_process", "read_file", "reader_for"]
+__all__ = ["READERS", "SUPPORTED", "ReadContext", "parse_in_process", "read_file", "reader_for", "unsupported_message"]
 Reader = Callable[[Path, bytes, ReadContext], tuple[list[Document], list[str]]]
 SectionReader = Callable[[bytes, str, ReadContext], tuple[str, list[Section]]]
 
@@ -81,12 +81,19 @@ READERS: dict[str, Reader] = {
 SUPPORTED = frozenset(ext for ext in READERS if ext not in REFUSED)
 
 
+def unsupported_message(name: str) -> str:
+    """Why a file name's type cannot be read: what the format is and what to do, or the supported list."""
+    ext = Path(name).suffix.lower()
+    if ext in REFUSED:
+        return f"{name}: {REFUSED[ext]}"
+    return f"{name}: unsupported file type {ext or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}"
+
+
 def reader_for(path: Path, data: bytes = b"") -> Reader:
     """The registry entry for a file's content type (by its bytes where they contradict the extension)."""
     ext = sniff(data, path.suffix.lower()) if data else path.suffix.lower()
     if ext not in READERS:
-        raise UnsupportedFileError(f"{path.name}: unsupported file type {ext or '(none)'}; "
-                                   f"supported: {', '.join(sorted(SUPPORTED))}")
+        raise UnsupportedFileError(unsupported_message(path.name))
     return READERS[ext]
 
 

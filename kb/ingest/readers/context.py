@@ -24,7 +24,7 @@ class ReadContext:
     table_max_cells: int = 5_000_000
     ocr: bool = True
     ocr_engine: str = "rapidocr"
-    ocr_page_timeout_s: float = 120.0
+    ocr_page_timeout_s: float = 300.0
     ocr_dpi: int = 200
     redact_pii: bool = True
     # in the child: report(event, budget_s) tells the parent it is alive and how long the next step may take
