@@ -29,6 +29,7 @@ _APPENDIX = re.compile(r"^附\s*录\s*([A-Z])(?![A-Za-z])\s*(.*)$")
 _NOT_A_CLAUSE = re.compile(r"^[节条款章项页%‰年月日个口台万亿米吨度倍]")
 _STANDARD_CODE = re.compile(r"\b((?:GB|AQ|NB|SY|MT|DZ|DB\d{2}|Q/\w+)(?:/[TZ])?\s*\d{3,6}(?:\.\d+)?-\d{4})\b")
 _MD_HEADING = re.compile(r"^(#{1,6})\s*(.+)$")
+_NUMBERING_SPACE = re.compile(r"^(\d{1,2}[.．、])\s+")
 _TOC_LINE = re.compile(r"[·.…・]{2,}\s*\d+\s*$")
 _TOC_TITLE = re.compile(r"^目\s*录$")
 _COPY_TO = re.compile(r"^抄\s*送[:：]")
@@ -43,7 +44,7 @@ def clean_heading(line: str) -> str:
     Spaces between Latin words stay: ``Reservoir pressure control`` keeps them.
     """
     line = line.replace("**", "").replace("(", "（").replace(")", "）")
-    return normalize(line)
+    return normalize(_NUMBERING_SPACE.sub(r"\1", line.strip()))  # "2. U型井" -> "2.U型井", as before
 
 
 def heading_level(line: str) -> int | None:
