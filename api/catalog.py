@@ -25,6 +25,7 @@ class DocumentInfo(BaseModel):
     chunks: int
     meta: dict[str, Any] = Field(default_factory=dict)
     indexed_at: float
+    duplicate_of: str | None = Field(None, description="possible duplicate of this earlier document (可能重复)")
 
 
 class ChunkInfo(BaseModel):
@@ -59,7 +60,8 @@ def _info(row: dict[str, Any]) -> DocumentInfo:
     upload = original_name(row["source"])
     return DocumentInfo(doc_id=row["doc_id"], kind=row["kind"], title=row["title"],
                         source=upload or Path(row["source"]).name, uploaded=upload is not None,
-                        chunks=row["n_chunks"], meta=row["meta"], indexed_at=row["at"])
+                        chunks=row["n_chunks"], meta=row["meta"], indexed_at=row["at"],
+                        duplicate_of=row.get("duplicate_of"))
 
 
 def page(settings: Settings, *, limit: int, cursor: str | None, kind: str | None) -> DocumentPage:

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from fastapi import UploadFile
 
 from kb.ingest.pipeline import SUPPORTED
+from kb.ingest.readers import unsupported_message
 from kb.models import FailedItem
 
 PREFIX = "up-"
@@ -41,8 +42,7 @@ def save(files: list[UploadFile], uploads: Path) -> tuple[list[Stored], list[Fai
         name = client_name(f.filename)
         ext = PurePosixPath(name).suffix.lower()
         if ext not in SUPPORTED:
-            failed.append(FailedItem(path=name, error=f"{name}: unsupported file type {ext or '(none)'}; "
-                                                      f"supported: {', '.join(sorted(SUPPORTED))}"))
+            failed.append(FailedItem(path=name, error=unsupported_message(name)))  # a CAJ says what to do
             continue
         stored.append(Stored(_write(f, uploads, ext), name))
         _remember(stored[-1])

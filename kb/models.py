@@ -24,11 +24,17 @@ def content_hash(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """A run of text under one heading path (and page, for PDFs)."""
+    """A run of text under one heading path (and page, for PDFs).
+
+    ``ocr``: the text was recognised from the page image. ``lookup``: a table row that carries almost no
+    words (ids, dates, measurements): indexed for exact lookup, never a free-text answer (kb/ingest/chunk.py).
+    """
 
     text: str
     path: tuple[str, ...] = ()
     page: int | None = None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Chunk:
     embed_text: str
     section: str
     page: int | None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -54,8 +62,13 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{s.text}" for s in self.sections)
+        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{_flags(s)}{s.text}" for s in self.sections)
         return content_hash(self.kind, self.title, repr(sorted(self.meta.items())), body)
+
+
+def _flags(s: Section) -> str:
+    """Flags in a fingerprint only when set: documents without them keep the fingerprints they had."""
+    return ("ocr|" if s.ocr else "") + ("lookup|" if s.lookup else "")
 
 
 class FailedItem(BaseModel):
@@ -84,6 +97,8 @@ class SearchHit(BaseModel):
     highlighted: str = ""
     dense_score: float | None = None
     bm25_score: float | None = None
+    ocr: bool = False  # the passage was recognised from a page image
+    duplicate_of: str | None = None  # its document is a possible duplicate of this one (kb/ingest/duplicates.py)
 
 
 class SearchResponse(BaseModel):
@@ -92,12 +107,20 @@ class SearchResponse(BaseModel):
     hits: list[SearchHit]
 
 
+class DuplicateLink(BaseModel):
+    doc_id: str
+    duplicate_of: str = Field(description="the earlier document this one possibly duplicates")
+    similarity: float = Field(description="estimated share of shared text (MinHash Jaccard of character shingles)")
+
+
 class Stats(BaseModel):
     documents: int
     chunks: int
     by_kind: dict[str, int] = Field(default_factory=dict)
     embed_model: str | None = None
     lexical: str | None = None
+    ocr_chunks: int = 0
+    duplicates: list[DuplicateLink] = Field(default_factory=list)
 
 
 # ---- matching and question answering (kb.search.match, kb.search.ask) ----

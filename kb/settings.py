@@ -42,8 +42,27 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=60, ge=0, le=2000, description="characters of overlap")
     write_batch: int = Field(default=256, ge=1, le=100_000,
                              description="chunks written per Chroma call and manifest transaction, across files")
-    pdf_timeout_s: float = Field(default=60.0, gt=0, le=3600,
-                                 description="seconds one PDF may take to parse; past it the parser process is killed")
+    # every file is parsed in a child process with these limits (kb/ingest/sandbox.py); past one, that file fails
+    parse_timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                                   description="seconds one file may take to parse (OCR pages excepted); past it the "
+                                               "parser process is killed and the file fails")
+    parse_memory_mb: int = Field(default=3072, ge=256, le=1 << 20,
+                                 description="address space of the parser process in MB (the OCR models need ~1.5 GB)")
+    zip_member_mb: int = Field(default=100, ge=1, le=1 << 20,
+                               description="largest uncompressed part of an .xlsx/.docx/.pptx in MB (zip bombs)")
+    table_max_rows: int = Field(default=200_000, ge=1, description="rows one table file may hold")
+    table_max_cells: int = Field(default=5_000_000, ge=1, description="cells one table file may hold")
+    ocr: bool = Field(default=True, description="OCR PDF pages that have no text layer or a garbage one")
+    ocr_engine: Literal["rapidocr", "tesseract"] = Field(
+        default="rapidocr", description="rapidocr (PP-OCRv4 from its wheel: lower error) or tesseract "
+        "(Debian's tesseract-ocr + chi_sim: faster); docs/INGEST.md has the measurements")
+    ocr_page_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="seconds OCR of one page may take")
+    ocr_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at for OCR")
+    redact_pii: bool = Field(default=True, description="mask phone numbers, e-mail addresses and ID-card numbers "
+                             "in indexed text")
+    near_duplicate: float = Field(default=0.7, ge=0.0, le=1.0,
+                                  description="documents whose estimated text overlap (MinHash Jaccard of character "
+                                              "shingles) reaches this are linked as possible duplicates; 0 = off")
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")

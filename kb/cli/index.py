@@ -17,7 +17,7 @@ from kb.models import KINDS, IngestReport
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool) -> None:
-    """Ingest files and folders (txt, md, docx, pdf, csv, xlsx, jsonl).
+    """Ingest files and folders (txt, md, html, docx, doc, pptx, pdf, csv, xlsx, xls, jsonl).
 
     Unchanged files are skipped; changed files replace their old chunks. Files that
     fail are listed with the reason, the rest are ingested, and the exit code is 1.
@@ -26,7 +26,8 @@ def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool
     """
     from kb.ingest.pipeline import ingest as run
 
-    report = run(list(paths), settings(), kind=kind, progress=progress(quiet, "ingest"))
+    notify = None if quiet or as_json else (lambda line: click.echo(line, err=True))
+    report = run(list(paths), settings(), kind=kind, progress=progress(quiet, "ingest"), notify=notify)
     if as_json:
         emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted"}))
     else:
@@ -57,6 +58,10 @@ def stats(as_json: bool) -> None:
     else:
         kinds = ", ".join(f"{k} {v}" for k, v in st.by_kind.items())
         click.echo(f"{st.documents} documents ({kinds or 'none'}), {st.chunks} chunks; model {st.embed_model}; home {s.home}")
+        if st.ocr_chunks:
+            click.echo(f"{st.ocr_chunks} chunks recognised by OCR")
+        for d in st.duplicates:
+            click.echo(f"{d.doc_id}: possible duplicate of {d.duplicate_of} ({d.similarity:.0%} shared text)")
 
 
 @click.command()

@@ -23,6 +23,7 @@ from kb.index.indexes import Indexes, open_indexes, remove_document
 from kb.index.lock import write_lock
 from kb.index.recovery import rebuild_lexical, recover_if_interrupted
 from kb.ingest.chunk import chunk_document
+from kb.ingest.duplicates import DuplicateFinder
 from kb.ingest.files import expand, infer_kind
 from kb.ingest.readers import SUPPORTED, ReadContext, read_file
 from kb.models import FILE_KINDS, KINDS, Chunk, Document, FailedItem, IngestReport, content_hash
@@ -31,9 +32,10 @@ from kb.settings import Settings
 __all__ = ["SUPPORTED", "delete", "ingest", "ingest_documents"]
 # bump when reading or chunking changes, so unchanged files are read again (unchanged documents
 # are still skipped by their fingerprint, so only what the new code reads differently is re-embedded)
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 Progress = Callable[[Iterable[Any]], Iterable[Any]]
+Notify = Callable[[str], None]  # one line of progress inside a file (OCR pages)
 log = logging.getLogger("kb.ingest")
 
 
@@ -62,8 +64,8 @@ class _Unit:
 class _Batch:
     """Files read but not written yet; ``flush`` writes them all with one embedding and one Chroma call."""
 
-    def __init__(self, ix: Indexes, gen: int, report: IngestReport) -> None:
-        self.ix, self.gen, self.report = ix, gen, report
+    def __init__(self, ix: Indexes, gen: int, report: IngestReport, notify: Notify | None = None) -> None:
+        self.ix, self.gen, self.report, self.notify = ix, gen, report, notify
         self.units: list[_Unit] = []
         self.owners: dict[str, str] = {}  # doc id -> source key, of documents waiting in this batch
         self.changed = False
@@ -105,11 +107,13 @@ class _Batch:
                               [chunk_meta(d, c.section, c.page) for d, c in pairs])
         stale: list[str] = []
         with ix.manifest:
+            dups = DuplicateFinder(ix.manifest, ix.settings.near_duplicate)
             for u in units:
                 for doc, cs in u.docs:
                     new = {c.chunk_id for c in cs}
                     stale += [i for i in remove_document(ix, doc.doc_id) if i not in new]
                     ix.manifest.put_document(doc, cs, u.source_key, _doc_key(doc, ix.settings), self.gen)
+                    dups.add(doc)
                 for gone in u.gone:
                     stale += remove_document(ix, gone)
                 if u.digest is not None:
@@ -136,7 +140,7 @@ def _keep_kind(ix: Indexes, doc: Document, source_key: str) -> None:
 
 
 def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str],
-               report: IngestReport) -> _Unit | None:
+               report: IngestReport, notify: Notify | None = None) -> _Unit | None:
     """One file read and chunked, ready for the batch; None when it is unchanged since the last ingest."""
     key = str(path.resolve())
     data = path.read_bytes()
@@ -145,8 +149,8 @@ def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str
     if ix.manifest.file_hash(key) == digest:
         report.skipped += len(ix.manifest.docs_from(key))
         return None
-    ctx = ReadContext(kind=kind, folder_kind=infer_kind(path), pdf_timeout_s=ix.settings.pdf_timeout_s)
-    docs, row_errors = read_file(path, data, ctx)
+    ctx = ReadContext.from_settings(ix.settings, kind=kind, folder_kind=infer_kind(path))
+    docs, row_errors = read_file(path, data, ctx, on_progress=_page_events(path, notify))
     report.failed.extend(FailedItem(path=str(path), error=e) for e in row_errors)
     unit = _Unit(label=str(path), source_key=key, docs=[], digest=digest)
     for doc in docs:
@@ -161,12 +165,25 @@ def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str
     return unit
 
 
+def _page_events(path: Path, notify: Notify | None) -> Callable[[dict[str, Any]], None]:
+    """The reader's progress events (one per OCR page) as log lines, and to ``notify``."""
+
+    def event(e: dict[str, Any]) -> None:
+        if e.get("stage") == "ocr":
+            line = f"{path.name}: OCR page {e['page']} ({e['n']}/{e['of']})"
+            log.info(line)
+            if notify is not None:
+                notify(line)
+
+    return event
+
+
 def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
     """One file of a batch; its failure goes into the report, not up the stack."""
     try:
         if not path.exists():
             raise NotFoundError(f"{path}: no such file")
-        unit = _read_unit(batch.ix, path, kind, batch.owners, batch.report)
+        unit = _read_unit(batch.ix, path, kind, batch.owners, batch.report, batch.notify)
     except KBError as exc:
         batch.report.failed.append(FailedItem(path=str(path), error=exc.message))
         return
@@ -178,13 +195,13 @@ def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
 
 
 @contextmanager
-def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
+def _writing(settings: Settings, report: IngestReport, notify: Notify | None = None) -> Iterator[_Batch]:
     """A write batch under the writer lock, after crash recovery; on success it is flushed and published."""
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
             recover_if_interrupted(ix)
-            batch = _Batch(ix, ix.manifest.written_gen() + 1, report)
+            batch = _Batch(ix, ix.manifest.written_gen() + 1, report, notify)
             yield batch
             batch.flush()
             if batch.changed or bm25_files.state(settings.bm25_dir) is None:
@@ -194,17 +211,19 @@ def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
 
 
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
-           progress: Progress | None = None, remove: Iterable[str] = ()) -> IngestReport:
+           progress: Progress | None = None, remove: Iterable[str] = (),
+           notify: Notify | None = None) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
 
     ``remove``: sources (resolved file paths, as the manifest keys them) whose documents leave the
     index in the same write, one generation with the files (folder sync's deleted files).
+    ``notify`` gets a line per step inside a file (each OCR'd page).
     Takes the writer lock (WriterBusyError at once if another writer holds it).
     """
     if kind is not None and kind not in KINDS:
         raise KBError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
     report = IngestReport()
-    with _writing(settings, report) as batch:
+    with _writing(settings, report, notify) as batch:
         for key in remove:
             batch.add(_Unit(label=key, source_key=key, docs=[], gone=batch.ix.manifest.docs_from(key), removed=True))
         batch.flush()  # removals first: a file moved inside a synced folder keeps its document id

@@ -15,6 +15,7 @@ from kb.index.vectors import VectorStore, collection_for
 from kb.lang import cedict
 from kb.lang.glossary import translations
 from kb.models import SearchHit, SearchResponse
+from kb.search.collapse import collapse_duplicates
 from kb.search.filters import validate
 from kb.search.fuse import Fused, fuse
 from kb.search.highlight import mark
@@ -99,9 +100,9 @@ class Searcher:
             clean_query(query)  # an empty query is the first thing to report
             raise BadQueryError("top_k must be between 1 and 1000")
         prepared = self.prepare(query, max(self.settings.candidates, top_k), filters)
-        fused = self.ranked(prepared, method)[:top_k]
+        fused = self.ranked(prepared, method)[: 2 * top_k]  # spares for hits collapsed as duplicates
         rows = self.manifest.chunk_rows([f.id for f in fused])
-        hits = [self._hit(rows[f.id], f, prepared.text) for f in fused if f.id in rows]
+        hits = collapse_duplicates([self._hit(rows[f.id], f, prepared.text) for f in fused if f.id in rows])[:top_k]
         took = (time.perf_counter() - start) * 1000
         return SearchResponse(query=query, took_ms=round(took, 1), hits=hits)
 
@@ -114,6 +115,7 @@ class Searcher:
             section=row["section"], page=row["page"], highlighted=mark(row["text"], q),
             dense_score=None if dense is None else round(dense, 4),
             bm25_score=None if bm25 is None else round(bm25, 4),
+            ocr=bool(row.get("ocr")), duplicate_of=row.get("duplicate_of"),
         )
 
     def close(self) -> None:
