@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import docs
 from api.errors import install_handlers
 from api.jobs import JobRunner
 from api.limits import BodyLimitMiddleware, RateLimiter
-from api.routers import documents, health, jobs, market, search
+from api.routers import documents, facets, health, jobs, market, search
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
 
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         app.state.jobs.close()
         app.state.search.close()
 
-    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served offline by api/docs.py
     app.state.settings = settings
     app.state.search = SearchWorker(settings)
     app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
@@ -50,9 +52,10 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.features = ["search", "ask", "match"]
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
-    for module in (health, search, market, documents, jobs):
+    for module in (health, search, facets, market, documents, jobs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
