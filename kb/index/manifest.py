@@ -211,6 +211,12 @@ class Manifest:
                                "AND TRIM(v) != '' GROUP BY v ORDER BY v", args)
         return {str(r[0]): int(r[1]) for r in rows}
 
+    def previous_text(self, chunk_id: str) -> str | None:
+        """The text of the chunk before this one in its document (None for a first chunk or an unknown id)."""
+        r = self.db.execute("SELECT p.text FROM chunks c JOIN chunks p ON p.doc_id = c.doc_id AND p.ord = c.ord - 1 "
+                            "WHERE c.chunk_id=?", (chunk_id,)).fetchone()
+        return None if r is None else str(r[0])
+
     def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
         """Every chunk of a document in order: chunk_id, ord, section, page, text."""
         rows = self.db.execute("SELECT chunk_id, ord, section, page, text FROM chunks WHERE doc_id=? ORDER BY ord",

@@ -1,0 +1,51 @@
+"""The words around an answer: messages in the question's language, sentence boundaries, source reference marks."""
+
+from __future__ import annotations
+
+import re
+
+from kb.search.question import language
+
+NOT_FOUND = {
+    "zh": "知识库中没有找到足以回答该问题的句子；以下是最接近的段落，请人工核对。",
+    "en": "The knowledge base has no sentence that answers this question well enough; the closest passages "
+          "are listed below for you to check.",
+}
+NOTHING = {
+    "zh": "知识库中没有与该问题相关的内容。",
+    "en": "Nothing in the knowledge base is relevant to this question.",
+}
+SOURCE_LANGUAGE = {
+    "en": "The cited sources are in Chinese; the answer quotes them as written.",
+    "zh": "引用的原文为英文，答案按原文引用。",
+}
+# a source's own reference marks ("[4]", "[2, 3]", "[5-7]") are shown in full-width brackets, so that an
+# ASCII [n] in an answer is always ours: citations[n-1]
+_SOURCE_REF = re.compile(r"\[(\d+(?:\s*[,，\-–]\s*\d+)*)\]")
+_ENDS = tuple("。！？；!?;.…\"”’」』)）]】")
+
+
+def protect_references(text: str) -> str:
+    """"see [4]" -> "see ［4］": a quoted source's reference marks can never be taken for our citations."""
+    return _SOURCE_REF.sub(r"［\1］", text)
+
+
+def starts_sentence(previous: str | None, text: str) -> bool:
+    """Whether a chunk's text starts a sentence, given the text of the chunk before it in the document.
+
+    A chunk repeats the previous one's last sentences (overlap) or continues where it ended; either way the
+    text just before its start, in the previous chunk, must end a sentence or a line.
+    """
+    if previous is None:
+        return True
+    head = text[:20]
+    at = previous.find(head) if head else -1
+    before = previous[:at] if at >= 0 else previous
+    return not before.strip() or before.endswith("\n") or before.rstrip().endswith(_ENDS)
+
+
+def source_note(question_language: str, cited: list[str]) -> list[str]:
+    """A note when every cited passage is in the other language than the question."""
+    if cited and all(language(t) != question_language for t in cited):
+        return [SOURCE_LANGUAGE[question_language]]
+    return []
