@@ -21,7 +21,7 @@ SOURCE_LANGUAGE = {
 }
 # a source's own reference marks ("[4]", "[2, 3]", "[5-7]") are shown in full-width brackets, so that an
 # ASCII [n] in an answer is always ours: citations[n-1]
-_SOURCE_REF = re.compile(r"\[(\d+(?:\s*[,，\-–]\s*\d+)*)\]")
+_SOURCE_REF = re.compile(r"\[(\d+(?:\s*[,，\-–]\s*\d+)*)\]")  # ASCII only: REFERENCE_MARK also takes full-width
 _ENDS = tuple("。！？；!?;.…\"”’」』)）]】")
 
 
@@ -33,15 +33,24 @@ def protect_references(text: str) -> str:
 def starts_sentence(previous: str | None, text: str) -> bool:
     """Whether a chunk's text starts a sentence, given the text of the chunk before it in the document.
 
-    A chunk repeats the previous one's last sentences (overlap) or continues where it ended; either way the
-    text just before its start, in the previous chunk, must end a sentence or a line.
+    A chunk either repeats the previous one's last sentences (overlap) or goes on where it ended; the text just
+    before its start must end a sentence or a line.
     """
     if previous is None:
         return True
-    head = text[:20]
-    at = previous.find(head) if head else -1
-    before = previous[:at] if at >= 0 else previous
+    k = _overlap(previous, text)
+    before = previous[: len(previous) - k]
     return not before.strip() or before.endswith("\n") or before.rstrip().endswith(_ENDS)
+
+
+def _overlap(previous: str, text: str) -> int:
+    """Length of the longest end of ``previous`` that ``text`` starts with: 8+ characters, or ending a sentence
+    (a short accidental match, "到" after "达到", is no overlap)."""
+    for k in range(min(len(previous), len(text)), 0, -1):
+        tail = previous[-k:]
+        if text.startswith(tail) and (k >= 8 or tail.rstrip().endswith(_ENDS)):
+            return k
+    return 0
 
 
 def source_note(question_language: str, cited: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ _QUANTITY = re.compile(r"多少|(?<!哪)几[个项家所座%]|百分之|比重|�
                        r"\bhow (?:many|much|high|large)\b|\bwhat (?:percentage|share|proportion|rate|target|level)\b|"
                        r"\bpercent|\brate\b|\btarget\b", re.I)
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+REFERENCE_MARK = re.compile(r"[\[［](\d+(?:\s*[,，\-–]\s*\d+)*)[\]］]")  # a source's "[4]", "[2, 3]", "［5-7］"
 NUMBER = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％)?|[一二三四五六七八九十百千万亿]+[个项家所座]")
 
 
@@ -88,10 +89,12 @@ def understand(text: str) -> Question:
 
 
 def has_number(sentence: str) -> bool:
-    """A figure other than a year: 1.88%, 95%, 13 家, 二十个."""
+    """A figure other than a year or a reference mark: 1.88%, 95%, 13 家, 二十个."""
+    sentence = REFERENCE_MARK.sub("", sentence)
     return any(not _YEAR.fullmatch(m.strip()) for m in NUMBER.findall(sentence))
 
 
 def figures(sentence: str) -> frozenset[str]:
     """The figures of a sentence, spaces removed (to tell whether two sentences state the same fact)."""
+    sentence = REFERENCE_MARK.sub("", sentence)
     return frozenset(re.sub(r"\s+", "", m).replace("％", "%") for m in NUMBER.findall(sentence))
