@@ -1,0 +1,61 @@
+"""What the kb command prints for a person: colour after the cut, errors before summaries, empty results explained."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import main
+from kb.cli.output import OFF, ON, snippet
+from kb.ingest.pipeline import ingest
+from kb.settings import Settings
+
+LONG = "煤层气井排采要控制井底流压缓慢下降。" * 20  # 360 characters, a marked term every 18
+
+
+def _balanced(line: str) -> bool:
+    """Every colour switched on is switched off again, and no escape sequence is cut."""
+    return line.count(ON) == line.count(OFF) and not re.search(r"\x1b(?:\[[0-9;]*)?$", line)
+
+
+def test_snippet_cuts_the_text_then_colours_it() -> None:
+    text = "a" * 295 + "<mark>井底流压</mark>" + "b" * 20
+    out = snippet(text, limit=300)
+    assert out == "a" * 295 + ON + "井底流压" + OFF + "b" + "…"
+    assert _balanced(out) and len(out.replace(ON, "").replace(OFF, "")) == 301
+    cut_in_mark = snippet("a" * 298 + "<mark>井底流压</mark>", limit=300)
+    assert cut_in_mark == "a" * 298 + ON + "井底" + OFF + "…"
+    assert snippet("x &amp; <mark>y&lt;</mark>", limit=10) == f"x & {ON}y<{OFF}"  # entities decoded, short: no "…"
+
+
+def test_search_output_never_ends_inside_a_colour(tmp_path: Path, kb_home: Path) -> None:
+    (tmp_path / "long.md").write_text(f"# 排采\n\n## 1. 制度\n{LONG}\n", encoding="utf-8")
+    assert ingest([tmp_path / "long.md"], Settings(home=kb_home, chunk_size=1000, chunk_overlap=0)).failed == []
+    r = CliRunner().invoke(main, ["search", "井底流压", "--top-k", "1"], color=True)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    text_line = next(line for line in lines if line.startswith("   "))
+    assert ON in text_line and _balanced(text_line) and text_line.endswith("…")
+    assert all(_balanced(line) for line in lines)
+
+
+def test_ingest_prints_the_error_before_the_summary(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["ingest", str(tmp_path / "no-such-folder")])
+    assert r.exit_code == 1
+    assert r.output.index("failed: ") < r.output.index("ingested 0 documents")
+    assert r.output.rstrip().endswith("1 failed")
+
+
+@pytest.fixture
+def mini_home(mini_corpus: Path, kb_home: Path) -> Path:
+    assert ingest([mini_corpus], Settings(home=kb_home)).failed == []
+    return kb_home
+
+
+def test_an_empty_result_says_whether_the_filters_emptied_it(mini_home: Path) -> None:
+    r = CliRunner().invoke(main, ["search", "多分支水平井", "--filter", "kind=paper"])
+    assert r.exit_code == 0 and r.stdout.startswith("0 hits")
+    assert "筛选条件（kind=paper）下没有结果" in r.stdout
