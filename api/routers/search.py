@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr
 
-from api.auth import ReadAccess
 from api import catalog
+from api.auth import ReadAccess
 from api.deps import SearchDep, SettingsDep
 from api.errors import COMMON_ERRORS, error_responses
 from kb.models import KINDS, SearchResponse
