@@ -56,6 +56,7 @@ class _Unit:
     docs: list[tuple[Document, list[Chunk]]]  # documents to (re)index, with their chunks
     digest: str | None = None  # the file's hash, recorded at commit (None: not a file)
     gone: list[str] = field(default_factory=list)  # documents the file no longer holds
+    removed: bool = False  # the file itself is gone: forget it too
 
 
 class _Batch:
@@ -113,6 +114,8 @@ class _Batch:
                     stale += remove_document(ix, gone)
                 if u.digest is not None:
                     ix.manifest.set_file(u.source_key, u.digest)
+                elif u.removed:
+                    ix.manifest.forget_file(u.source_key)
             if any(u.docs or u.gone for u in units):
                 ix.manifest.mark_written(self.gen)
         return stale
@@ -191,15 +194,20 @@ def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
 
 
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
-           progress: Progress | None = None) -> IngestReport:
+           progress: Progress | None = None, remove: Iterable[str] = ()) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
 
+    ``remove``: sources (resolved file paths, as the manifest keys them) whose documents leave the
+    index in the same write, one generation with the files (folder sync's deleted files).
     Takes the writer lock (WriterBusyError at once if another writer holds it).
     """
     if kind is not None and kind not in KINDS:
         raise KBError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
     report = IngestReport()
     with _writing(settings, report) as batch:
+        for key in remove:
+            batch.add(_Unit(label=key, source_key=key, docs=[], gone=batch.ix.manifest.docs_from(key), removed=True))
+        batch.flush()  # removals first: a file moved inside a synced folder keeps its document id
         files = expand(paths)
         for path in progress(files) if progress else files:
             _add_file(batch, path, kind)
