@@ -59,3 +59,38 @@ def test_an_empty_result_says_whether_the_filters_emptied_it(mini_home: Path) ->
     r = CliRunner().invoke(main, ["search", "多分支水平井", "--filter", "kind=paper"])
     assert r.exit_code == 0 and r.stdout.startswith("0 hits")
     assert "筛选条件（kind=paper）下没有结果" in r.stdout
+
+
+def test_ingest_on_a_terminal_shows_its_progress(mini_corpus: Path, kb_home: Path) -> None:
+    """A progress bar over the files, then a line for the silent part (embedding the last batch, BM25)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from tests.utils import ROOT
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a width
+    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": "hash"}
+    proc = subprocess.run([sys.executable, "-m", "kb.cli", "ingest", str(mini_corpus)], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=slave, timeout=120, text=True)
+    os.close(slave)
+    seen = b""
+    while select.select([master], [], [], 1)[0]:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    terminal = seen.decode("utf-8", "replace")
+    assert proc.returncode == 0 and proc.stdout.startswith("ingested 4 documents")
+    assert "ingest: 100%" in terminal and "4/4" in terminal
+    assert "ingest: embedding and writing the last batch" in terminal

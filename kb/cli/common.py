@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -28,14 +28,17 @@ def emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
-def progress(quiet: bool, label: str):  # type: ignore[no-untyped-def]
-    """A tqdm wrapper on stderr, off with --quiet or when stderr is not a terminal."""
+def progress(quiet: bool, label: str, after: str = ""):  # type: ignore[no-untyped-def]
+    """A tqdm wrapper on stderr, off with --quiet or when stderr is not a terminal; ``after`` is said when the
+    items are done but the work is not (ingest embeds and writes its last batch then)."""
     from tqdm import tqdm
 
-    def wrap(items: Iterable[T]) -> Iterable[T]:
+    def wrap(items: Iterable[T]) -> Iterator[T]:
         items = list(items)
-        return tqdm(items, desc=label, unit="item", file=sys.stderr,
-                    disable=quiet or not sys.stderr.isatty() or len(items) < 2)
+        shown = not (quiet or not sys.stderr.isatty() or len(items) < 2)
+        yield from tqdm(items, desc=label, unit="item", file=sys.stderr, disable=not shown)
+        if shown and after:
+            print(f"{label}: {after}", file=sys.stderr, flush=True)
 
     return wrap
 

@@ -28,7 +28,8 @@ def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool
 
     s = settings()
     announce_model_build(s)
-    report = run(list(paths), s, kind=kind, progress=progress(quiet, "ingest"))
+    bar = progress(quiet, "ingest", "embedding and writing the last batch, then the search index…")
+    report = run(list(paths), s, kind=kind, progress=bar)
     if as_json:
         emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted"}))
     else:
