@@ -7,5 +7,6 @@ window.ui = SwaggerUIBundle({
   deepLinking: true,
   showExtensions: true,
   showCommonExtensions: true,
+  validatorUrl: null, // Swagger UI would send the spec to validator.swagger.io for a badge
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
 });
