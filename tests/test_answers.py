@@ -27,10 +27,11 @@ def test_everyday_wording_gets_the_plans_official_wording() -> None:
     assert "沁水县研发经费投入强度是多少" in understand("沁水县研究与试验发展经费占地区生产总值的比重是多少").wordings
 
 
-def test_an_english_question_gets_english_rewrites_only() -> None:
+def test_an_english_question_gets_english_wording_and_the_chinese_official_term() -> None:
     q = understand("What is the R&D intensity target?")
     assert q.language == "en" and q.wordings == ("What is the R&D intensity target?",
-                                                 "what is the research and development intensity target?")
+                                                 "what is the research and development intensity target?",
+                                                 "what is the 研究与试验发展经费占地区生产总值的比重 target?")
 
 
 @pytest.mark.parametrize(("text", "other"), [
@@ -118,6 +119,8 @@ def test_a_figure_and_the_year_asked_for_go_first() -> None:
 
 def test_messages_in_the_questions_language() -> None:
     assert NOT_FOUND["en"].startswith("The knowledge base has no sentence")
-    assert source_note("en", ["全县研究与试验发展经费占地区生产总值的比重达到1.88%。"]) == \
-        ["The cited sources are in Chinese; the answer quotes them as written."]
+    assert source_note("en", ["全县研究与试验发展经费占地区生产总值的比重达到1.88%。", "The target is 95%."]) == \
+        ["Source [1] is in Chinese and is quoted as written."]
+    assert source_note("en", ["比重达到1.88%。", "利用率达到95%。"]) == ["Sources [1], [2] are in Chinese and are quoted as written."]
+    assert source_note("zh", ["煤层气利用率达到95%。", "The target is 95% by 2025."]) == ["引用[2]为英文原文，按原文引用。"]
     assert source_note("zh", ["到2025年达到95%。"]) == [] and source_note("en", []) == []

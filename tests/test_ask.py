@@ -106,6 +106,13 @@ def test_everyday_wording_finds_the_plans_official_figure(home: Path) -> None:
 
 
 @pytest.mark.real_model
+def test_english_question_answered_from_a_chinese_source_says_so(home: Path) -> None:
+    res = _asker(home).ask("What is the R&D intensity target?")
+    assert res.found and res.language == "en" and "1.88%" in res.answer and res.citations[0].doc_id == "plan"
+    assert res.notes[0].startswith("Source [1] is in Chinese")
+
+
+@pytest.mark.real_model
 @pytest.mark.parametrize("spelling", ["utilization", "utilisation"])
 def test_english_answer_keeps_the_sources_reference_mark_as_text(home: Path, spelling: str) -> None:
     res = _asker(home).ask(f"What is the target CBM {spelling} rate by 2025?")

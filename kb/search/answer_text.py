@@ -16,8 +16,8 @@ NOTHING = {
     "en": "Nothing in the knowledge base is relevant to this question.",
 }
 SOURCE_LANGUAGE = {
-    "en": "The cited sources are in Chinese; the answer quotes them as written.",
-    "zh": "引用的原文为英文，答案按原文引用。",
+    "en": ("Source {refs} is in Chinese and is quoted as written.", "Sources {refs} are in Chinese and are quoted as written."),
+    "zh": ("引用{refs}为英文原文，按原文引用。", "引用{refs}为英文原文，按原文引用。"),
 }
 # a source's own reference marks ("[4]", "[2, 3]", "[5-7]") are shown in full-width brackets, so that an
 # ASCII [n] in an answer is always ours: citations[n-1]
@@ -54,7 +54,9 @@ def _overlap(previous: str, text: str) -> int:
 
 
 def source_note(question_language: str, cited: list[str]) -> list[str]:
-    """A note when every cited passage is in the other language than the question."""
-    if cited and all(language(t) != question_language for t in cited):
-        return [SOURCE_LANGUAGE[question_language]]
-    return []
+    """A note naming the cited passages ([n]) written in the other language than the question, if any."""
+    other = [n for n, text in enumerate(cited, start=1) if language(text) != question_language]
+    if not other:
+        return []
+    one, many = SOURCE_LANGUAGE[question_language]
+    return [(one if len(other) == 1 else many).format(refs=", ".join(f"[{n}]" for n in other))]

@@ -59,7 +59,8 @@ def _phrase_at(folded: str, phrase: str) -> int:
 
 def official_wordings(text: str) -> list[str]:
     """The question with a phrase of a synonym group replaced by the group's first other phrase in the same
-    script (the official wording comes first); longest phrases first, one rewrite per group."""
+    language (the official wording comes first), and an English phrase also by the Chinese official term;
+    longest phrases first."""
     folded = fold(text)
     out: list[str] = []
     phrases = sorted(((p, g) for g in synonym_groups() for p in g), key=lambda pg: -len(pg[0]))
@@ -71,10 +72,12 @@ def official_wordings(text: str) -> list[str]:
             continue
         used.add(group)
         taken.append((at, at + len(phrase)))
-        lang = language(phrase)  # an English question gets English wording, a Chinese one Chinese
+        lang = language(phrase)  # an English question gets English wording, a Chinese one Chinese ...
         other = next((p for p in group if language(p) == lang and fold(p) != fold(phrase)), None)
         if other:
             out.append(folded[:at] + other + folded[at + len(phrase):])
+        if lang == "en" and language(group[0]) == "zh":  # ... and the Chinese official term, which the plan uses
+            out.append(folded[:at] + group[0] + folded[at + len(phrase):])
     return out
 
 
