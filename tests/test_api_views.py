@@ -63,8 +63,9 @@ def test_facets_are_the_values_in_the_index_with_counts(market: TestClient) -> N
 
 
 def test_facets_count_years_of_records(kb_home: Path, tmp_path: Path) -> None:
-    rows = [{"id": f"R{n}", "kind": "result", "title": f"成果{n}", "description": "煤层气排采技术成果。", "year": y}
-            for n, y in enumerate([2021, 2023, 2023])]
+    texts = ["煤层气井排采控制技术成果。", "煤层气井排采智能调参装置。", "排采过程井底流压监测系统。"]
+    rows = [{"id": f"R{n}", "kind": "result", "title": f"成果{n}", "description": t, "year": y}
+            for n, (t, y) in enumerate(zip(texts, [2021, 2023, 2023], strict=True))]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     assert ingest([tmp_path / "results"], Settings(home=kb_home)).failed == []

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from kb.cli import main
 from kb.ingest.pipeline import ingest
 from kb.models import Citation
-from kb.search.ask import NOT_FOUND, Asker, renumber
+from kb.search.answer_text import NOT_FOUND, NOTHING
+from kb.search.ask import Asker, renumber
 from kb.settings import Settings, get_settings
 from tests.utils import MINI_DOCS
 from tests.utils import guarded_connect as _guarded_connect
@@ -88,14 +89,18 @@ def test_extractive_answer_with_citation(home: Path, question: str, expected: st
 @pytest.mark.real_model
 def test_not_found_gives_closest_passages(home: Path) -> None:
     res = _asker(home).ask("火星上的沙尘暴一般多久发生一次？")
-    assert not res.found and res.answer == NOT_FOUND["zh"] and res.language == "zh"
-    assert 1 <= len(res.citations) <= 3 and all(c.text for c in res.citations)
+    assert not res.found and res.language == "zh"
+    if res.citations:  # passages that search found but no sentence of which answers: the closest, to check
+        assert res.answer == NOT_FOUND["zh"] and len(res.citations) <= 3 and all(c.text for c in res.citations)
+    else:  # the search's relevance floor (ranking) found nothing relevant at all
+        assert res.answer == NOTHING["zh"]
 
 
 @pytest.mark.real_model
 def test_english_question_gets_english_messages(home: Path) -> None:
     res = _asker(home).ask("How often do dust storms happen on Mars?")
-    assert not res.found and res.answer == NOT_FOUND["en"] and res.language == "en"
+    assert not res.found and res.language == "en"
+    assert res.answer == (NOT_FOUND["en"] if res.citations else NOTHING["en"])
 
 
 @pytest.mark.real_model
