@@ -94,3 +94,21 @@ def test_ingest_on_a_terminal_shows_its_progress(mini_corpus: Path, kb_home: Pat
     assert proc.returncode == 0 and proc.stdout.startswith("ingested 4 documents")
     assert "ingest: 100%" in terminal and "4/4" in terminal
     assert "ingest: embedding and writing the last batch" in terminal
+
+
+def test_only_a_server_on_this_machine_is_taken_from_kb_home(kb_home: Path) -> None:
+    """KB_HOME/serve.json names the local `kb serve`; a file naming another host (or a dead process) is ignored."""
+    import json
+    import os
+
+    from kb.cli.remote import SERVE_FILE, server_url
+
+    kb_home.mkdir(parents=True, exist_ok=True)
+    s = Settings(home=kb_home)
+    assert server_url(s) is None
+    (kb_home / SERVE_FILE).write_text(json.dumps({"url": "http://127.0.0.1:8123", "pid": os.getpid()}))
+    assert server_url(s) == "http://127.0.0.1:8123"
+    (kb_home / SERVE_FILE).write_text(json.dumps({"url": "http://203.0.113.9:8000", "pid": os.getpid()}))
+    assert server_url(s) is None
+    assert server_url(Settings(home=kb_home, url="off")) is None
+    assert server_url(Settings(home=kb_home, url="http://10.0.0.5:8000/")) == "http://10.0.0.5:8000"  # asked for

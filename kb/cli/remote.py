@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kb.errors import KBError
 from kb.settings import Settings
@@ -69,7 +70,9 @@ def server_url(settings: Settings) -> str | None:
         url, pid = str(info["url"]), int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return url if _alive(pid) else None
+    # only a server on this machine: the file must not be a way to send our API key elsewhere
+    loopback = urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+    return url if loopback and _alive(pid) else None
 
 
 def call(settings: Settings, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
