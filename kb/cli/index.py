@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kb.cli.common import emit, progress, settings
+from kb.cli.common import announce_model_build, emit, progress, settings
 from kb.models import KINDS, IngestReport
 
 
@@ -26,8 +26,11 @@ def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool
     """
     from kb.ingest.pipeline import ingest as run
 
+    s = settings()
+    announce_model_build(s)
+    bar = progress(quiet, "ingest", "embedding and writing the last batch, then the search index…")
     notify = None if quiet or as_json else (lambda line: click.echo(line, err=True))
-    report = run(list(paths), settings(), kind=kind, progress=progress(quiet, "ingest"), notify=notify)
+    report = run(list(paths), s, kind=kind, progress=bar, notify=notify)
     if as_json:
         emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted"}))
     else:
@@ -37,10 +40,11 @@ def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool
 
 
 def _print_report(r: IngestReport) -> None:
-    click.echo(f"ingested {r.ingested} documents ({r.chunks} chunks), skipped {r.skipped} unchanged"
-               + (f", removed {r.deleted}" if r.deleted else ""))
-    for f in r.failed:
+    for f in r.failed:  # errors first: a summary line above them reads as success
         click.echo(f"failed: {f.error}", err=True)
+    click.echo(f"ingested {r.ingested} documents ({r.chunks} chunks), skipped {r.skipped} unchanged"
+               + (f", removed {r.deleted}" if r.deleted else "")
+               + (f"; {len(r.failed)} failed" if r.failed else ""))
 
 
 @click.command()

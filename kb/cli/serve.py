@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kb.cli import remote
 from kb.cli.common import settings
 from kb.settings import get_settings
 
@@ -54,6 +55,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         get_settings.cache_clear()
     else:
         check_config(settings())  # refuse here, with one clear line, rather than in every worker
+    remote.advertise(settings(), host, port)  # kb search/ask/match of this KB_HOME then ask this server
     uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 

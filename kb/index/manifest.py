@@ -253,6 +253,26 @@ class Manifest:
         return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(), ocr_chunks=ocr,
                      duplicates=dups, embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
 
+    def facet_counts(self, key: str) -> dict[str, int]:
+        """Published documents per value of ``kind`` or of a meta key (``field``, ``year``); no value, no entry."""
+        expr = "kind" if key == "kind" else "json_extract(meta, ?)"
+        args = [] if key == "kind" else [f"$.{key}"]
+        rows = self.db.execute(f"SELECT {expr} AS v, COUNT(*) FROM documents d WHERE {VISIBLE} AND v IS NOT NULL "
+                               "AND TRIM(v) != '' GROUP BY v ORDER BY v", args)
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def previous_text(self, chunk_id: str) -> str | None:
+        """The text of the chunk before this one in its document (None for a first chunk or an unknown id)."""
+        r = self.db.execute("SELECT p.text FROM chunks c JOIN chunks p ON p.doc_id = c.doc_id AND p.ord = c.ord - 1 "
+                            "WHERE c.chunk_id=?", (chunk_id,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
+        """Every chunk of a document in order: chunk_id, ord, section, page, text."""
+        rows = self.db.execute("SELECT chunk_id, ord, section, page, text FROM chunks WHERE doc_id=? ORDER BY ord",
+                               (doc_id,))
+        return [dict(r) for r in rows]
+
     def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""
         where, args = (f"WHERE d.kind=? AND {VISIBLE}", [kind]) if kind else (f"WHERE {VISIBLE}", [])
