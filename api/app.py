@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_handlers
 from api.jobs import JobRunner
-from api.limits import BodyLimitMiddleware, RateLimiter
+from api.limits import AuthFailures, BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
 from api.routers import documents, health, jobs, market, search
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
@@ -47,9 +47,11 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.search = SearchWorker(settings)
     app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
     app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.auth_failures = AuthFailures(settings.auth_failures)
     app.state.features = ["search", "ask", "match"]
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
     for module in (health, search, market, documents, jobs):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

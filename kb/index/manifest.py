@@ -153,8 +153,15 @@ class Manifest:
         c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(d), int(c)
 
+    def published_counts(self) -> tuple[int, int]:
+        """(documents, chunks) readers can see: a write's documents count once it is published."""
+        d = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        c = self.db.execute(f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        return int(d), int(c)
+
     def counts_by_kind(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind ORDER BY kind")
+        """Published documents by kind."""
+        rows = self.db.execute(f"SELECT kind, COUNT(*) FROM documents d WHERE {VISIBLE} GROUP BY kind ORDER BY kind")
         return {str(r[0]): int(r[1]) for r in rows}
 
     def iter_chunks(self) -> Iterator[sqlite3.Row]:
@@ -198,8 +205,8 @@ class Manifest:
         return row
 
     def stats(self) -> Stats:
-        """The ``kb stats --json`` shape (shared by the CLI and the API)."""
-        docs, chunks = self.counts()
+        """The ``kb stats --json`` shape (shared by the CLI and the API): what readers can see."""
+        docs, chunks = self.published_counts()
         return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(),
                      embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
 
