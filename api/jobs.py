@@ -61,11 +61,15 @@ class Job(BaseModel):
 
 
 def client_failures(item: FailedItem, names: dict[str, list[str]], settings: Settings) -> list[FailedItem]:
-    """A failure as the client knows the file: once under each name it was sent as, never by a server path."""
+    """A failure as the client knows the file: once under each name it was sent as, never by a server path
+    (other uploads it names, e.g. the owner of a record id, by their clients' names too)."""
     stored = Path(item.path).name
-    return [FailedItem(path=name, error=without_paths(item.error.replace(item.path, name).replace(stored, name),
-                                                      settings))
-            for name in names.get(item.path) or [stored]]
+
+    def shown(name: str) -> str:
+        error = item.error.replace(item.path, name).replace(stored, name)
+        return without_paths(uploads.with_client_names(error, settings.uploads_dir), settings)
+
+    return [FailedItem(path=name, error=shown(name)) for name in names.get(item.path) or [stored]]
 
 
 def _public_report(report: IngestReport, names: dict[str, list[str]], settings: Settings) -> IngestReport:
@@ -164,6 +168,7 @@ class JobRunner:
             ok = [p for p in paths if job.status == "done" and not set(names[str(p)]) & failed]
             self._release(paths, ok, since=job.created_at)
         self._pool.submit(self._compact)
+        self._pool.submit(self._sweep_uploads)
 
     def _release(self, paths: list[Path], ingested: list[Path], since: float) -> None:
         """Forget this job's files; delete the ingested ones no queued job still needs (KB_KEEP_INGESTED_UPLOADS)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -87,6 +88,14 @@ def original_name(source: str) -> str | None:
         return str(json.loads(sidecar.read_text(encoding="utf-8"))["name"])
     except (OSError, ValueError, KeyError):
         return None
+
+
+_STORED = re.compile(PREFIX + r"[0-9a-f]{20}\.[a-z0-9]+")
+
+
+def with_client_names(text: str, uploads: Path) -> str:
+    """``text`` with every stored upload name (``up-<hash>.<ext>``) replaced by the name its client gave it."""
+    return _STORED.sub(lambda m: original_name(str(uploads / m.group(0))) or m.group(0), text)
 
 
 def _sidecar(path: Path) -> Path:

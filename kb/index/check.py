@@ -35,7 +35,7 @@ class CheckReport:
     bm25: int = 0
     published_gen: int = 0
     repaired: list[str] = field(default_factory=list)
-    stored: int | None = None  # vectors Chroma's index stores, deleted ones included (None on a Chroma server)
+    stored: int = 0  # vectors Chroma's index holds, deleted ones (until a compaction) included
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +99,7 @@ def inspect(ix: Indexes) -> CheckReport:
     bm25 = None if lex is None else list(lex.ids)
     problems += compare(doc_chunks, ix.manifest.visible_chunk_ids(), vectors, bm25)
     problems += _generations(ix)
-    bloat = measure(ix.settings, ix.vectors)
+    bloat = measure(ix)
     problems += bloat_problem(bloat, threshold(ix.settings))
     docs, chunks = ix.manifest.counts()
     return CheckReport(ok=not problems, documents=docs, chunks=chunks, problems=problems, vectors=len(vectors),
@@ -108,11 +108,11 @@ def inspect(ix: Indexes) -> CheckReport:
 
 def _repair(ix: Indexes) -> list[str]:
     done = recover(ix)
+    if needs_compaction(measure(ix), threshold(ix.settings)):
+        done.append(compact(ix))
     if not inspect(ix).ok and not ix.manifest.integrity():  # e.g. a damaged BM25 directory
         rebuild_lexical(ix)
         done.append("rebuilt BM25 from the manifest")
-    if needs_compaction(measure(ix.settings, ix.vectors), threshold(ix.settings)):
-        done.append(compact(ix))
     return done
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.index import bm25_files
-from kb.index.indexes import Indexes, open_indexes
+from kb.index.indexes import DELETED_VECTORS, Indexes, deleted_vectors, open_indexes
 from kb.index.lock import write_lock
 from kb.index.vectors import VectorStore, client_for, copy_vectors, open_collection, pointer_key
 from kb.settings import Settings
@@ -27,20 +27,20 @@ from kb.settings import Settings
 log = logging.getLogger("kb.index")
 DEFAULT_SHARE = 0.5
 MIN_DEAD = 64  # below this many deleted vectors a rebuild is never worth its cost
-_HNSW_COUNT = slice(20, 28)  # header.bin of Chroma's hnswlib: u32 version, u64 offset, u64 max, u64 count, u64 size
-_HNSW_SIZE = slice(28, 36)
+# header.bin of Chroma's hnswlib: u32 version, then u64 offset, capacity, count, element size ...
+_HNSW_CAPACITY, _HNSW_COUNT, _HNSW_SIZE = slice(12, 20), slice(20, 28), slice(28, 36)
 
 
 @dataclass(frozen=True)
 class Bloat:
-    """Vectors Chroma's index stores (deleted ones included; None where it cannot be read) and live ones."""
+    """Vectors Chroma's index holds (deleted ones included) and live ones."""
 
-    stored: int | None
+    stored: int
     live: int
 
     @property
     def dead(self) -> int:
-        return max((self.stored or 0) - self.live, 0)
+        return max(self.stored - self.live, 0)
 
     @property
     def share(self) -> float:
@@ -62,8 +62,8 @@ def threshold(settings: Settings) -> float:
 def hnsw_count(segment_dir: Path) -> int | None:
     """Vectors in a persisted HNSW segment, deleted ones included; None if its files are not as expected.
 
-    Read from the index header, checked against the size of the level-0 data file (count x element size),
-    so a header layout of another Chroma version reads as unknown, never as a wrong number.
+    Read from the index header, checked against the level-0 data file (count or capacity x element size), so
+    a header layout of another Chroma version reads as unknown, never as a wrong number.
     """
     try:
         head = (segment_dir / "header.bin").read_bytes()
@@ -72,12 +72,13 @@ def hnsw_count(segment_dir: Path) -> int | None:
         return None
     if len(head) < _HNSW_SIZE.stop:
         return None
-    count, size = int.from_bytes(head[_HNSW_COUNT], "little"), int.from_bytes(head[_HNSW_SIZE], "little")
-    return count if size and count * size == data else None
+    capacity, count, size = (int.from_bytes(head[part], "little") for part in (_HNSW_CAPACITY, _HNSW_COUNT, _HNSW_SIZE))
+    return count if size and data in (count * size, capacity * size) and count <= capacity else None
 
 
 def stored_vectors(settings: Settings, collection: Any) -> int | None:
-    """What the embedded store's index holds for ``collection``; None on a Chroma server (not on our disk)."""
+    """What the embedded store's index file holds for ``collection`` (it lags up to a thousand writes); None on a
+    Chroma server (not on our disk) or a layout we do not know."""
     db_path = settings.chroma_dir / "chroma.sqlite3"
     if settings.chroma_url or not db_path.exists():
         return None
@@ -92,8 +93,12 @@ def stored_vectors(settings: Settings, collection: Any) -> int | None:
     return None if not counts or None in counts else sum(c for c in counts if c is not None)
 
 
-def measure(settings: Settings, vectors: VectorStore) -> Bloat:
-    return Bloat(stored_vectors(settings, vectors.collection), vectors.count())
+def measure(ix: Indexes) -> Bloat:
+    """Live vectors, and what the index holds: live plus the deletes counted since the last compaction, or what
+    Chroma's index file says if that is more (deletes made before we counted them; embedded store only)."""
+    live = ix.vectors.count()
+    on_disk = stored_vectors(ix.settings, ix.vectors.collection) or 0
+    return Bloat(stored=max(on_disk, live + deleted_vectors(ix.manifest)), live=live)
 
 
 def _ours(settings: Settings, name: str) -> bool:
@@ -121,17 +126,17 @@ def compact(ix: Indexes) -> str:
     client = client_for(s.chroma_dir, s.chroma_url)
     old = ix.vectors.collection
     _drop_leftovers(client, s, keep=old.name)
-    before = measure(s, ix.vectors)
+    before = measure(ix)
     new_name = _next_name(s, old.name)
     copied = copy_vectors(old, open_collection(s.chroma_dir, s.chroma_url, new_name))
     with ix.manifest:  # the commit point: from here on every reader opens the copy
         ix.manifest.set_meta(pointer_key(s), new_name)
+        ix.manifest.set_meta(DELETED_VECTORS, "0")
     ix.vectors = VectorStore(open_collection(s.chroma_dir, s.chroma_url, new_name))
     client.delete_collection(old.name)
     bm25_files.touch(s.bm25_dir)  # readers in every process reopen the store (they look at the BM25 marker)
-    after = measure(s, ix.vectors)
     line = (f"compacted the vector store: {copied} live vectors kept, {before.dead} deleted ones dropped "
-            f"(stored {before.stored} -> {after.stored})")
+            f"(stored {before.stored} -> {copied})")
     log.info("%s in %s", line, s.home)
     return line
 
@@ -146,7 +151,7 @@ def compact_if_bloated(settings: Settings) -> str | None:
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
-            if not needs_compaction(measure(settings, ix.vectors), settings.compact_share):
+            if not needs_compaction(measure(ix), settings.compact_share):
                 return None
             return compact(ix)
         finally:

@@ -60,7 +60,8 @@ def _too_many(name: str, what: str, settings: Settings) -> LimitError:
 def before_reading(path: Path, size: int, settings: Settings) -> None:
     """Refuse plain text whose size alone makes too many passages, before decoding it (90 s for 50 MB)."""
     if path.suffix.lower() in TEXT_EXT and size > _MAX_BYTES_PER_CHAR * settings.chunk_size * settings.max_file_chunks:
-        raise _too_many(path.name, f"{size / 1e6:.1f} MB of text", settings)
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size:,} bytes"
+        raise _too_many(path.name, f"{shown} of text", settings)
 
 
 def before_chunking(name: str, docs: list[Document], settings: Settings) -> None:

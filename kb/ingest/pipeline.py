@@ -91,7 +91,7 @@ class _Batch:
         except KBError as exc:
             self.report.failed += [FailedItem(path=u.label, error=exc.message) for u in units]
             return
-        self.ix.vectors.delete(stale)
+        self.ix.drop_vectors(stale)
         for u in units:
             self.report.chunks += sum(len(cs) for _, cs in u.docs)
             self.report.ingested += len(u.docs)
@@ -162,6 +162,7 @@ def _read_unit(batch: _Batch, path: Path, kind: str | None) -> _Unit | None:
         elif isinstance(verdict := guards.claim(ix.manifest, doc, key, pending, replace=batch.replace,
                                                 label=str(path)), FailedItem):
             report.failed.append(verdict)
+            unit.digest = None  # not "unchanged" next time: the same file with --replace must be read again
         else:
             replaced += [verdict] if verdict else []
             unit.docs.append((doc, chunk_document(doc, ix.settings.chunk_size, ix.settings.chunk_overlap)))
@@ -260,7 +261,7 @@ def delete(doc_id: str, settings: Settings, progress: Progress | None = None) ->
                 ix.manifest.mark_written(gen)
             parts = [ids[i : i + 1000] for i in range(0, len(ids), 1000)]
             for part in progress(parts) if progress else parts:
-                ix.vectors.delete(part)
+                ix.drop_vectors(part)
             rebuild_lexical(ix, gen)
         finally:
             ix.close()
