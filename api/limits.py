@@ -134,7 +134,7 @@ class AuthFailures:
             until, last = self._block.get(address, (0.0, 0.0))
             if now - until > self.FORGIVE_S:
                 last = 0.0
-            if len(recent) > self.per_minute or last > 0:  # once backing off, every wrong key doubles it
+            if len(recent) >= self.per_minute or last > 0:  # once backing off, every wrong key doubles it
                 backoff = min(max(2 * last, 1.0), self.MAX_BACKOFF_S)
                 self._block[address] = (now + backoff, backoff)
             if len(self._fails) > 10000:  # forget addresses that have been quiet for a while

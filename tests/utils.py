@@ -212,3 +212,43 @@ def wait_for(client: TestClient, job_id: str, timeout: float = 60.0) -> dict[str
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
+
+
+@contextmanager
+def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    """`kb serve` (the deployment path: h11 with its head limit) over ``home`` on a free loopback port, in its own
+    process, keys set and the rate limit off unless ``env`` says otherwise; yields (base URL, process)."""
+    import httpx
+
+    port = free_port()
+    full = {**os.environ, "KB_HOME": str(home), "KB_API_KEYS": KEY, "KB_RATE_LIMIT": "0", **env}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port)], cwd=ROOT, env=full,
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"kb serve did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def proc_usage(pid: int) -> tuple[float, int]:
+    """(resident memory in MB, open file descriptors) of a live process (Linux /proc)."""
+    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith("VmRSS:"))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
