@@ -293,7 +293,11 @@ class JobRunner:
         path = self.settings.jobs_dir / f"{job_id}.json"
         if not _JOB_ID.match(job_id) or not path.exists():
             raise NotFoundError(f"no job with id {job_id!r}")
-        return Job.model_validate_json(path.read_text(encoding="utf-8"))
+        job = Job.model_validate_json(path.read_text(encoding="utf-8"))
+        if job.report is not None:  # records written before reports named files as clients do held server paths
+            job.report.failed = [FailedItem(path=without_paths(f.path, self.settings),
+                                            error=without_paths(f.error, self.settings)) for f in job.report.failed]
+        return job
 
     def _save(self, job: Job) -> None:
         with self._lock:
