@@ -5,21 +5,15 @@ Screenshots go to docs/screenshots/. `make test` installs chromium and chromium-
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-from tests.utils import ROOT, write_market_corpus
+from tests.utils import ROOT, kb_serve, write_market_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -34,40 +28,14 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`kb serve` over the mini corpus plus a few needs and results, in its own process; yields the base URL."""
     root = tmp_path_factory.mktemp("browser")
     home = root / "home"
     assert ingest([write_market_corpus(root / "corpus")], Settings(home=home)).failed == []
-    port = _free_port()
-    env = {**os.environ, "KB_HOME": str(home), "KB_API_KEYS": "browser-test-key", "KB_RATE_LIMIT": "0"}
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with kb_serve(home, root / "server.log", KB_API_KEYS="browser-test-key") as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")

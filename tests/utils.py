@@ -96,12 +96,17 @@ def chroma_process(root: Path, port: int) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, wait_s: float = 30) -> None:  # type: ignore[type-arg]
+    """Terminate a child process; kill it if it does not end within ``wait_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 
@@ -217,7 +222,8 @@ def wait_for(client: TestClient, job_id: str, timeout: float = 60.0) -> dict[str
 @contextmanager
 def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
     """`kb serve` (the deployment path: h11 with its head limit) over ``home`` on a free loopback port, in its own
-    process, keys set and the rate limit off unless ``env`` says otherwise; yields (base URL, process)."""
+    process, keys set and the rate limit off unless ``env`` says otherwise; yields (base URL, process) once a search
+    has answered (the first one loads the indexes: on a busy box it can pass the 10 s search budget)."""
     import httpx
 
     port = free_port()
@@ -230,7 +236,8 @@ def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subproces
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                key = {"X-API-Key": full["KB_API_KEYS"].split(",")[0]}
+                if httpx.post(f"{url}/search", json={"query": "煤层气"}, headers=key, timeout=30).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -239,12 +246,7 @@ def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subproces
             time.sleep(0.2)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def proc_usage(pid: int) -> tuple[float, int]:
