@@ -30,6 +30,17 @@ def key_is_valid(key: str, keys: list[str]) -> bool:
     return any(hmac.compare_digest(given, k.encode("utf-8")) for k in keys)
 
 
+def verify_key(request: Request, key: str, keys: list[str]) -> bool:
+    """Whether ``key`` is valid, counting a wrong one against the client's address (KB_AUTH_FAILURES);
+    RateLimitedError while the address backs off, before the key is looked at, so a guess learns nothing."""
+    failures: AuthFailures = request.app.state.auth_failures
+    failures.check(client_address(request))
+    if key_is_valid(key, keys):
+        return True
+    failures.failed(client_address(request))
+    return False
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -48,12 +59,8 @@ def _check(request: Request, *, write: bool) -> str:
     key = presented_key(request)
     if write and not settings.allow_writes:
         raise WritesDisabledError("writes are disabled on this server (KB_ALLOW_WRITES=false)")
-    failures: AuthFailures = request.app.state.auth_failures
-    if key is not None and keys:
-        failures.check(client_address(request))  # before the key is looked at: a guess learns nothing
-        if not key_is_valid(key, keys):
-            failures.failed(client_address(request))
-            raise UnauthorizedError("invalid API key")
+    if key is not None and keys and not verify_key(request, key, keys):
+        raise UnauthorizedError("invalid API key")
     needs_key = bool(keys) and (write or not settings.public_read)
     if needs_key and key is None:
         raise UnauthorizedError("an API key is required: send X-API-Key or Authorization: Bearer")

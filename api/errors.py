@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 
 from kb.errors import KBError
 from kb.settings import Settings
@@ -154,7 +155,7 @@ def allowed_methods(request: Request) -> str:
 
     Starlette's 405 lists only the first route that matched the path (``Allow: POST`` for /documents,
     which also serves GET), and FastAPI's included routers carry no ``methods`` of their own, which
-    left ``Allow`` empty. A mount (our static files) serves GET and HEAD.
+    left ``Allow`` empty. Our static files serve GET and HEAD.
     """
     allowed: set[str] = set()
     root = request.scope.get("app_root_path", "")  # inside a mount, root_path has grown by the mount's path
@@ -162,7 +163,10 @@ def allowed_methods(request: Request) -> str:
         for method in _METHODS:
             match, _ = route.matches({**request.scope, "method": method, "root_path": root})
             if match == Match.FULL:
-                allowed |= {"GET", "HEAD"} if isinstance(route, Mount) else {method}
+                if isinstance(route, Mount):  # a mounted app: only our static files say what they serve
+                    allowed |= {"GET", "HEAD"} if isinstance(route.app, StaticFiles) else set()
+                else:
+                    allowed.add(method)
     return ", ".join(m for m in _METHODS if m in allowed)
 
 

@@ -86,6 +86,15 @@ def test_two_hundred_wrong_keys_get_429s(kb_home: Path) -> None:
         assert other.get("/stats", headers={"X-API-Key": KEY}).status_code == 200
 
 
+def test_wrong_keys_sent_to_difys_endpoint_count_too(kb_home: Path) -> None:
+    body = {"knowledge_id": "all", "query": "煤层气", "retrieval_setting": {"top_k": 1, "score_threshold": 0}}
+    with make_client(kb_home) as c:
+        codes = [c.post("/retrieval", json=body, headers={"Authorization": f"Bearer guess-{i}"}).status_code
+                 for i in range(12)]
+        assert codes[:10] == [403] * 10 and codes[10:] == [429, 429]  # Dify's "authorization failed" is a 403
+        error(c.get("/stats", headers={"X-API-Key": KEY}), 429, "rate_limited")
+
+
 def test_the_back_off_doubles_with_each_wrong_key() -> None:
     guard = AuthFailures(per_minute=2)
     for _ in range(2):

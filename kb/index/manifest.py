@@ -123,6 +123,20 @@ class Manifest:
         rows = self.db.execute("SELECT doc_id FROM documents WHERE source=?", (source,))
         return [str(r[0]) for r in rows]
 
+    def sources_under(self, folder: str) -> list[str]:
+        """Indexed file paths (of documents or of the file table) inside ``folder``, a resolved path."""
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT source FROM documents WHERE substr(source, 1, ?) = ? UNION "
+            "SELECT path FROM files WHERE substr(path, 1, ?) = ? ORDER BY 1", (len(prefix), prefix, len(prefix), prefix))
+        return [str(r[0]) for r in rows]
+
+    def files_under(self, folder: str) -> dict[str, str]:
+        """{path: file hash} of the indexed files inside ``folder``, a resolved path."""
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute("SELECT path, file_hash FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def chunk_ids(self, doc_id: str) -> list[str]:
         rows = self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [str(r[0]) for r in rows]

@@ -1,4 +1,9 @@
-"""Vector store: Chroma behind llama-index's ChromaVectorStore, always fed our own vectors."""
+"""Vector store: a Chroma collection, always fed our own vectors.
+
+Written and queried through chromadb directly: the llama-index layer we used to write through cost 2-3 s
+of imports in every ingest process (measured with -X importtime) and a node object per chunk, for
+metadata nothing of ours reads.
+"""
 
 from __future__ import annotations
 
@@ -177,10 +182,7 @@ class VectorStore:
     """Add, delete and query chunk vectors; metadata flattened for Chroma."""
 
     def __init__(self, collection: Any) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
         self._collection = collection
-        self._store = ChromaVectorStore(chroma_collection=collection)
 
     @property
     def collection(self) -> Any:
@@ -192,26 +194,12 @@ class VectorStore:
         The write path upserts a document's new chunks *before* it drops the old ones, so an unchanged
         chunk id of a changed document is never missing from Chroma, even for a moment.
         """
-        from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
-        from llama_index.core.vector_stores.utils import node_to_metadata_dict
-
-        # the source relationship makes llama-index write our doc_id (not None) into its doc_id key
-        nodes = [
-            TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m),
-                     relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(m["doc_id"]))})
-            for i, t, v, m in zip(ids, texts, vectors, metas, strict=True)
-        ]
-        # the same metadata llama-index's ChromaVectorStore.add writes, so its queries read ours alike
-        metadatas = [{k: ("" if v is None else v) for k, v in node_to_metadata_dict(n, remove_text=True).items()}
-                     for n in nodes]
-        for s in range(0, len(nodes), _BATCH):
-            part = nodes[s : s + _BATCH]
+        vecs = np.asarray(vectors, dtype=np.float32)
+        for s in range(0, len(ids), _BATCH):
             with _reachable(""):
-                self._collection.upsert(
-                    ids=[n.node_id for n in part], embeddings=[n.get_embedding() for n in part],
-                    metadatas=metadatas[s : s + _BATCH],
-                    documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part],
-                )
+                self._collection.upsert(ids=ids[s : s + _BATCH], embeddings=vecs[s : s + _BATCH],
+                                        metadatas=[_flat(m) for m in metas[s : s + _BATCH]],
+                                        documents=texts[s : s + _BATCH])
 
     def present_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` Chroma holds (fetched by id, not counted)."""
@@ -222,14 +210,14 @@ class VectorStore:
         return out
 
     def delete(self, ids: list[str]) -> None:
-        if ids:
+        for s in range(0, len(ids), _BATCH):
             with _reachable(""):
-                self._store.delete_nodes(node_ids=ids)
+                self._collection.delete(ids=ids[s : s + _BATCH])
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
         """Top-k (chunk id, cosine similarity), optionally restricted by a Chroma ``where``."""
-        # straight to the collection, distances only: through ChromaVectorStore every hit's text and
-        # metadata came back too (measured at 100k chunks: 10-14 ms per query vs 1.5-2.5 ms), and the
+        # distances only: with documents and metadatas included, every hit's text and metadata came back
+        # too (measured at 100k chunks: 10-14 ms per query vs 1.5-2.5 ms), and the
         # Searcher reads those from the manifest anyway. No count() first: Chroma 1.5 returns fewer
         # than k hits by itself, and against a server a count is one more round trip.
         with _reachable(""):

@@ -58,6 +58,7 @@ class _Unit:
     docs: list[tuple[Document, list[Chunk]]]  # documents to (re)index, with their chunks
     digest: str | None = None  # the file's hash, recorded at commit (None: not a file)
     gone: list[str] = field(default_factory=list)  # documents the file no longer holds
+    removed: bool = False  # the file itself is gone: forget it too
 
 
 class _Batch:
@@ -117,6 +118,8 @@ class _Batch:
                     stale += remove_document(ix, gone)
                 if u.digest is not None:
                     ix.manifest.set_file(u.source_key, u.digest)
+                elif u.removed:
+                    ix.manifest.forget_file(u.source_key)
             if any(u.docs or u.gone for u in units):
                 ix.manifest.mark_written(self.gen)
         return stale
@@ -208,10 +211,12 @@ def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
 
 
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
-           progress: Progress | None = None, *, replace: bool = False,
+           progress: Progress | None = None, remove: Iterable[str] = (), *, replace: bool = False,
            limits: JobLimits | None = None) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
 
+    ``remove``: sources (resolved file paths, as the manifest keys them) whose documents leave the
+    index in the same write, one generation with the files (folder sync's deleted files).
     ``replace``: a record may take an id that a document of another source holds (listed in ``replaced``);
     ``limits``: the job's passage and time budget. Takes the writer lock (WriterBusyError at once if
     another writer holds it).
@@ -221,6 +226,9 @@ def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
     report = IngestReport()
     with _writing(settings, report) as batch:
         batch.replace, batch.limits = replace, limits or JobLimits()
+        for key in remove:
+            batch.add(_Unit(label=key, source_key=key, docs=[], gone=batch.ix.manifest.docs_from(key), removed=True))
+        batch.flush()  # removals first: a file moved inside a synced folder keeps its document id
         files = expand(paths)
         for path in progress(files) if progress else files:
             _add_file(batch, path, kind)
