@@ -117,3 +117,14 @@ def test_the_api_compacts_after_a_delete_and_searches_go_on(tmp_path: Path, kb_h
         hits = c.post("/search", json={"query": "U型井 直井", "top_k": 1, "method": "dense"}).json()["hits"]
         assert hits[0]["doc_id"] == "horizontal"
     assert active_name(s) == "kb_chunks.c1" and _bloat(s).live == 5 and _bloat(s).dead == 0
+
+
+def test_kb_delete_compacts_when_it_leaves_the_store_mostly_deleted(tmp_path: Path, settings: Settings) -> None:
+    corpus = write_docs(tmp_path / "corpus", MINI_DOCS)
+    (corpus / "big.md").write_text("# 大文件\n\n" + "\n".join(f"大{n:04d}{LINE}" for n in range(750)), encoding="utf-8")
+    ingest([corpus], settings)
+    r = CliRunner().invoke(cli, ["delete", "big"])
+    assert r.exit_code == 0 and r.stdout.splitlines() == [
+        "deleted big (188 chunks)",
+        "compacted the vector store: 5 live vectors kept, 188 deleted ones dropped (stored 193 -> 5)"]
+    assert active_name(settings) == "kb_chunks.c1"

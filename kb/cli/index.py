@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from kb.cli.common import emit, progress, settings
+from kb.cli.common import compact, emit, progress, settings
 from kb.models import KINDS, IngestReport
-from kb.settings import Settings
 
 
 @click.command()
@@ -33,7 +32,7 @@ def ingest(paths: tuple[Path, ...], kind: str | None, replace: bool, as_json: bo
 
     s = settings()
     report = run(list(paths), s, kind=kind, progress=progress(quiet, "ingest"), replace=replace)
-    compacted = _compact(s)
+    compacted = compact(s)
     if as_json:
         emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted", "replaced"}))
     else:
@@ -42,13 +41,6 @@ def ingest(paths: tuple[Path, ...], kind: str | None, replace: bool, as_json: bo
             click.echo(compacted)
     if report.failed:
         sys.exit(1)
-
-
-def _compact(s: Settings) -> str | None:
-    """Rebuild the vector store when a write left KB_COMPACT_SHARE of it deleted (Chroma keeps deleted vectors)."""
-    from kb.index.compact import compact_if_bloated
-
-    return compact_if_bloated(s)
 
 
 def _print_report(r: IngestReport) -> None:
@@ -89,7 +81,7 @@ def delete(doc_id: str, as_json: bool) -> None:
 
     s = settings()
     n = run(doc_id, s)
-    compacted = _compact(s)
+    compacted = compact(s)
     if as_json:
         emit({"deleted": doc_id, "chunks": n})
     else:
