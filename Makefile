@@ -83,11 +83,12 @@ papers: install  ## regenerate corpus/papers/*.pdf from their sources (needs a C
 	fc-list 2>/dev/null | grep -q DroidSansFallback || (apt-get update -q && apt-get install -y -q fonts-droid-fallback)
 	$(BIN)/python corpus/papers/build_papers.py
 
-stress: install  ## the long reliability runs: kill -9 crashes, load during ingest, more Schemathesis cases
+stress: install  ## the long reliability runs: kill -9 crashes, load during ingest, 30-cycle soak (RSS/fds), more Schemathesis cases
 	KB_STRESS_KILLS=50 $(BIN)/pytest tests/test_crash.py -k random_moments
 	KB_LOAD_FULL=1 $(BIN)/pytest -s tests/test_load.py
+	KB_SOAK_CYCLES=30 $(BIN)/pytest -s tests/test_soak.py
 	KB_SCHEMATHESIS_EXAMPLES=100 $(BIN)/pytest tests/test_schemathesis.py
-	$(BIN)/pytest tests/test_hostile.py
+	$(BIN)/pytest tests/test_hostile.py tests/test_limits.py tests/test_http_guard.py tests/test_compact.py
 
 clean:  ## remove the venv and the data directory
 	rm -rf $(VENV) data

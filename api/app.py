@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from api import docs, mcp_http
 from api.errors import install_handlers
 from api.jobs import JobRunner
-from api.limits import BodyLimitMiddleware, RateLimiter
+from api.limits import AuthFailures, BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
 from api.routers import dify, documents, facets, health, jobs, market, search, sync
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
@@ -51,9 +51,11 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.search = SearchWorker(settings)
     app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
     app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.auth_failures = AuthFailures(settings.auth_failures)
     app.state.features = ["search", "ask", "match", "dify", "mcp", "sync"]
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
     for module in (health, search, facets, market, documents, jobs, sync, dify):
         app.include_router(module.router)
     mcp = mcp_http.mount(app)

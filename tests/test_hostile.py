@@ -389,7 +389,7 @@ NEW_DOC = "# 煤层气压裂\n\n## 1. 清洁压裂液\n沁水盆地高煤阶煤�
 @pytest.fixture
 def writer(kb_home: Path, mini_corpus: Path) -> Iterator[TestClient]:
     assert ingest([mini_corpus], Settings(home=kb_home)).failed == []
-    with make_client(kb_home) as c:
+    with make_client(kb_home, keep_ingested_uploads=True) as c:  # the tests look at the stored files
         c.headers["X-API-Key"] = KEY
         yield c
 

@@ -262,3 +262,28 @@ def kb_process(args: list[str], env: dict[str, str], ready: str, log: Path) -> I
     """``python -m kb.cli ARGS`` (e.g. ``serve``) in its own process, once ``ready`` (a URL) answers 200."""
     with _serving([sys.executable, "-m", "kb.cli", *args], log, ready, {**os.environ, **env}, timeout_s=120) as proc:
         yield proc
+
+
+@contextmanager
+def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`kb serve` (the deployment path: h11 with its head limit) over ``home`` on a free loopback port, keys set and
+    the rate limit off unless ``env`` says otherwise; yields (base URL, process) once a search has answered (the
+    first one loads the indexes: on a busy box it can pass the 10 s search budget)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{free_port()}"
+    full = {"KB_HOME": str(home), "KB_API_KEYS": KEY, "KB_RATE_LIMIT": "0", **env}
+    with kb_process(["serve", "--port", url.rsplit(":", 1)[1]], full, f"{url}/health", log) as proc:
+        key = {"X-API-Key": full["KB_API_KEYS"].split(",")[0]}
+        deadline = time.monotonic() + 120
+        while httpx.post(f"{url}/search", json={"query": "煤层气"}, headers=key, timeout=60).status_code != 200:
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.5)
+        yield url, proc
+
+
+def proc_usage(pid: int) -> tuple[float, int]:
+    """(resident memory in MB, open file descriptors) of a live process (Linux /proc)."""
+    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith("VmRSS:"))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))

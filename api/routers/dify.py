@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException
 
-from api.auth import key_is_valid, read_access
+from api.auth import read_access, verify_key
 from api.deps import SearchDep
 from api.errors import UnauthorizedError, _validation_message
 from kb.errors import KBError
@@ -88,7 +88,7 @@ def dify_access(request: Request) -> None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise DifyAuthError(BAD_HEADER, "Invalid Authorization header format. Expected 'Bearer <api-key>' format.")
-        if keys and not key_is_valid(token.strip(), keys):
+        if keys and not verify_key(request, token.strip(), keys):  # wrong keys count toward the back-off
             raise DifyAuthError(AUTH_FAILED, "Authorization failed")
     elif keys and not settings.public_read and "x-api-key" not in request.headers:
         raise DifyAuthError(BAD_HEADER, "Invalid Authorization header format. Expected 'Bearer <api-key>' format.")

@@ -24,6 +24,18 @@ def settings() -> Settings:
         raise click.ClickException(f"bad setting {'.'.join(map(str, first['loc'])) or ''}: {first['msg']}") from None
 
 
+def compact(s: Settings) -> str | None:
+    """After a write: rebuild the vector store when KB_COMPACT_SHARE of it are deleted vectors (Chroma keeps them);
+    the report line, or None (also when another writer took the index meanwhile: its own write looks again)."""
+    from kb.errors import WriterBusyError
+    from kb.index.compact import compact_if_bloated
+
+    try:
+        return compact_if_bloated(s)
+    except WriterBusyError:
+        return None
+
+
 def emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kb.cli.common import emit, progress, settings
+from kb.cli.common import compact, emit, progress, settings
 
 if TYPE_CHECKING:
     from kb.ingest.sync import SyncSummary
@@ -44,10 +44,13 @@ def sync(folder: Path, delete: bool, watch: bool, debounce: float, as_json: bool
     s = settings()
 
     def report(summary: SyncSummary) -> None:
+        compacted = compact(s) if summary.deleted or summary.changed else None  # files gone leave dead vectors
         if as_json:
             emit(summary.model_dump())
         else:
             _print(summary)
+            if compacted:
+                click.echo(compacted)
         sys.stdout.flush()
 
     if watch:

@@ -199,8 +199,15 @@ class Manifest:
         c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(d), int(c)
 
+    def published_counts(self) -> tuple[int, int]:
+        """(documents, chunks) readers can see: a write's documents count once it is published."""
+        d = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        c = self.db.execute(f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        return int(d), int(c)
+
     def counts_by_kind(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind ORDER BY kind")
+        """Published documents by kind."""
+        rows = self.db.execute(f"SELECT kind, COUNT(*) FROM documents d WHERE {VISIBLE} GROUP BY kind ORDER BY kind")
         return {str(r[0]): int(r[1]) for r in rows}
 
     def iter_chunks(self) -> Iterator[sqlite3.Row]:
@@ -246,8 +253,8 @@ class Manifest:
         return row
 
     def stats(self) -> Stats:
-        """The ``kb stats --json`` shape (shared by the CLI and the API)."""
-        docs, chunks = self.counts()
+        """The ``kb stats --json`` shape (shared by the CLI and the API): what readers can see."""
+        docs, chunks = self.published_counts()
         ocr = int(self.db.execute("SELECT COUNT(*) FROM chunks WHERE ocr=1").fetchone()[0])
         dups = [DuplicateLink(doc_id=d, duplicate_of=o, similarity=s) for d, o, s in self.duplicate_links()]
         return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(), ocr_chunks=ocr,

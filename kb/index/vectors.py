@@ -7,6 +7,7 @@ metadata nothing of ours reads.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,24 +100,82 @@ def open_collection(path: Path, url: str = "", name: str = COLLECTION) -> Any:
     In both modes the collection gets the refusing embedding function: the HTTP client embeds on
     the client side too, so this is what keeps a server-mode store from fetching a model.
     """
-    # one at a time per process: Chroma shares one client system per path, and two threads creating
-    # it at once (the API's start-up recovery and its first search) break it ("no attribute bindings")
+    client = client_for(path, url)
+    with _OPENING, _reachable(url):
+        return client.get_or_create_collection(
+            name,
+            embedding_function=_refusing_embedding_function(),
+            metadata={"hnsw:space": "cosine"},
+        )
+
+
+# One client per process and store. Chroma shares one "system" (the loaded indexes) per path, and a
+# client that is dropped without close() keeps it alive: each reopen after a write kept another
+# copy of the index and ~20 file handles (measured: +25 MB and +20 fds per write + search cycle).
+_CLIENTS: dict[str, Any] = {}
+_OPENING = threading.RLock()  # two threads creating a client at once break it ("no attribute bindings")
+
+
+def _store_key(path: Path, url: str) -> str:
+    return url or str(path.resolve())
+
+
+def _alive(client: Any) -> bool:
+    """False once someone cleared Chroma's shared-system cache under the client (it would raise KeyError)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    return client._identifier in SharedSystemClient._identifier_to_system
+
+
+def client_for(path: Path, url: str = "") -> Any:
+    """This process's client of the store at ``path`` (or ``url``), created on first use."""
+    key = _store_key(path, url)
     with _OPENING:
-        client = _client(path, url)
-        with _reachable(url):
-            return client.get_or_create_collection(
-                name,
-                embedding_function=_refusing_embedding_function(),
-                metadata={"hnsw:space": "cosine"},
-            )
+        client = _CLIENTS.get(key)
+        if client is None or not _alive(client):
+            client = _CLIENTS[key] = _client(path, url)
+        return client
 
 
-_OPENING = threading.Lock()
+def release(settings: Settings) -> bool:
+    """Close this process's client of the settings' store (its indexes leave memory); the next open reads
+    the store from disk afresh, with what other processes wrote. The caller makes sure no other thread
+    is using it (the API does this holding the writer lock). False if none was open."""
+    with _OPENING:
+        client = _CLIENTS.pop(_store_key(settings.chroma_dir, settings.chroma_url), None)
+    if client is None:
+        return False
+    if _alive(client):
+        client.close()
+    return True
 
 
 def collection_for(settings: Settings) -> Any:
-    """The collection the settings name: KB_CHROMA_URL's server if set, else the one in KB_HOME."""
-    return open_collection(settings.chroma_dir, settings.chroma_url, settings.chroma_collection)
+    """The collection holding the settings' vectors: KB_CHROMA_URL's server if set, else the one in KB_HOME."""
+    return open_collection(settings.chroma_dir, settings.chroma_url, active_name(settings))
+
+
+def pointer_key(settings: Settings) -> str:
+    """The manifest meta key naming the collection that holds KB_CHROMA_COLLECTION's vectors after a compaction."""
+    return f"collection:{settings.chroma_collection}"
+
+
+def active_name(settings: Settings) -> str:
+    """KB_CHROMA_COLLECTION, or the compacted copy that replaced it (kb/index/compact.py), as the manifest says.
+
+    The manifest is the commit point of a compaction as of any write: readers follow its pointer, so a
+    crash leaves either the old collection or the complete new one in use, never a missing one.
+    """
+    if not settings.manifest_path.exists():
+        return settings.chroma_collection
+    db = sqlite3.connect(str(settings.manifest_path), timeout=30)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (pointer_key(settings),)).fetchone()
+    except sqlite3.Error:  # a manifest from before the meta table, or none yet
+        row = None
+    finally:
+        db.close()
+    return str(row[0]) if row else settings.chroma_collection
 
 
 class VectorStore:
@@ -124,6 +183,10 @@ class VectorStore:
 
     def __init__(self, collection: Any) -> None:
         self._collection = collection
+
+    @property
+    def collection(self) -> Any:
+        return self._collection
 
     def upsert(self, ids: list[str], texts: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         """Add vectors, replacing any with the same id: Chroma's ``add`` keeps an existing id's old metadata.
@@ -170,6 +233,20 @@ class VectorStore:
     def ids(self) -> set[str]:
         with _reachable(""):
             return set(self._collection.get(include=[])["ids"])
+
+
+def copy_vectors(src: Any, dst: Any) -> int:
+    """Every vector of collection ``src`` (with its metadata and text) into ``dst``; returns how many."""
+    with _reachable(""):
+        ids = src.get(include=[])["ids"]
+        for s in range(0, len(ids), _BATCH):
+            part = src.get(ids=ids[s : s + _BATCH], include=["embeddings", "metadatas", "documents"])
+            dst.upsert(ids=part["ids"], embeddings=part["embeddings"], metadatas=part["metadatas"],
+                       documents=part["documents"])
+        copied = int(dst.count())
+    if copied != len(ids):
+        raise KBError(f"copying the vector store kept {copied} of {len(ids)} vectors; the original stays in use")
+    return copied
 
 
 def _flat(meta: dict[str, Any]) -> dict[str, Any]:

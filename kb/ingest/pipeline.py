@@ -22,11 +22,13 @@ from kb.index import bm25_files
 from kb.index.indexes import Indexes, open_indexes, remove_document
 from kb.index.lock import write_lock
 from kb.index.recovery import rebuild_lexical, recover_if_interrupted
+from kb.ingest import guards
 from kb.ingest.chunk import chunk_document
 from kb.ingest.duplicates import DuplicateFinder
 from kb.ingest.files import expand, infer_kind
+from kb.ingest.guards import JobLimits
 from kb.ingest.readers import SUPPORTED, ReadContext, read_file
-from kb.models import FILE_KINDS, KINDS, Chunk, Document, FailedItem, IngestReport, content_hash
+from kb.models import FILE_KINDS, KINDS, Chunk, Document, FailedItem, IngestReport, Replacement, content_hash
 from kb.settings import Settings
 
 __all__ = ["SUPPORTED", "delete", "ingest", "ingest_documents"]
@@ -69,6 +71,8 @@ class _Batch:
         self.units: list[_Unit] = []
         self.owners: dict[str, str] = {}  # doc id -> source key, of documents waiting in this batch
         self.changed = False
+        self.limits = JobLimits()  # none unless the caller sets them (the API's jobs do)
+        self.replace = False  # a record may take an id another source holds (kb ingest --replace)
 
     @property
     def chunks(self) -> int:
@@ -90,7 +94,7 @@ class _Batch:
         except KBError as exc:
             self.report.failed += [FailedItem(path=u.label, error=exc.message) for u in units]
             return
-        self.ix.vectors.delete(stale)
+        self.ix.drop_vectors(stale)
         for u in units:
             self.report.chunks += sum(len(cs) for _, cs in u.docs)
             self.report.ingested += len(u.docs)
@@ -139,9 +143,9 @@ def _keep_kind(ix: Indexes, doc: Document, source_key: str) -> None:
         doc.kind = row[0]
 
 
-def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str],
-               report: IngestReport, notify: Notify | None = None) -> _Unit | None:
+def _read_unit(batch: _Batch, path: Path, kind: str | None) -> _Unit | None:
     """One file read and chunked, ready for the batch; None when it is unchanged since the last ingest."""
+    ix, pending, report = batch.ix, batch.owners, batch.report
     key = str(path.resolve())
     data = path.read_bytes()
     chunking = f"{ix.settings.chunk_size}/{ix.settings.chunk_overlap}"
@@ -149,18 +153,28 @@ def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str
     if ix.manifest.file_hash(key) == digest:
         report.skipped += len(ix.manifest.docs_from(key))
         return None
+    guards.before_reading(path, len(data), ix.settings)
     ctx = ReadContext.from_settings(ix.settings, kind=kind, folder_kind=infer_kind(path))
-    docs, row_errors = read_file(path, data, ctx, on_progress=_page_events(path, notify))
+    docs, row_errors = read_file(path, data, ctx, on_progress=_page_events(path, batch.notify))
+    guards.before_chunking(path.name, docs, ix.settings)
     report.failed.extend(FailedItem(path=str(path), error=e) for e in row_errors)
     unit = _Unit(label=str(path), source_key=key, docs=[], digest=digest)
+    replaced: list[Replacement] = []
     for doc in docs:
         _unique_doc_id(ix, doc, key, pending)
         if kind is None:
             _keep_kind(ix, doc, key)
         if ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, ix.settings):
             report.skipped += 1
+        elif isinstance(verdict := guards.claim(ix.manifest, doc, key, pending, replace=batch.replace,
+                                                label=str(path)), FailedItem):
+            report.failed.append(verdict)
+            unit.digest = None  # not "unchanged" next time: the same file with --replace must be read again
         else:
+            replaced += [verdict] if verdict else []
             unit.docs.append((doc, chunk_document(doc, ix.settings.chunk_size, ix.settings.chunk_overlap)))
+    guards.after_chunking(path.name, sum(len(cs) for _, cs in unit.docs), ix.settings)
+    report.replaced += replaced
     unit.gone = sorted(set(ix.manifest.docs_from(key)) - {d.doc_id for d in docs})
     return unit
 
@@ -183,7 +197,10 @@ def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
     try:
         if not path.exists():
             raise NotFoundError(f"{path}: no such file")
-        unit = _read_unit(batch.ix, path, kind, batch.owners, batch.report, batch.notify)
+        batch.limits.check_time(path.name)
+        unit = _read_unit(batch, path, kind)
+        if unit is not None:
+            batch.limits.take(path.name, sum(len(cs) for _, cs in unit.docs))
     except KBError as exc:
         batch.report.failed.append(FailedItem(path=str(path), error=exc.message))
         return
@@ -212,18 +229,21 @@ def _writing(settings: Settings, report: IngestReport, notify: Notify | None = N
 
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
            progress: Progress | None = None, remove: Iterable[str] = (),
-           notify: Notify | None = None) -> IngestReport:
+           notify: Notify | None = None, *, replace: bool = False, limits: JobLimits | None = None) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
 
     ``remove``: sources (resolved file paths, as the manifest keys them) whose documents leave the
     index in the same write, one generation with the files (folder sync's deleted files).
     ``notify`` gets a line per step inside a file (each OCR'd page).
-    Takes the writer lock (WriterBusyError at once if another writer holds it).
+    ``replace``: a record may take an id that a document of another source holds (listed in ``replaced``);
+    ``limits``: the job's passage and time budget. Takes the writer lock (WriterBusyError at once if
+    another writer holds it).
     """
     if kind is not None and kind not in KINDS:
         raise KBError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
     report = IngestReport()
     with _writing(settings, report, notify) as batch:
+        batch.replace, batch.limits = replace, limits or JobLimits()
         for key in remove:
             batch.add(_Unit(label=key, source_key=key, docs=[], gone=batch.ix.manifest.docs_from(key), removed=True))
         batch.flush()  # removals first: a file moved inside a synced folder keeps its document id
@@ -247,8 +267,11 @@ def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
     return report
 
 
-def delete(doc_id: str, settings: Settings) -> int:
-    """Remove a document and its chunks from every index; returns the chunks removed."""
+def delete(doc_id: str, settings: Settings, progress: Progress | None = None) -> int:
+    """Remove a document and its chunks from every index; returns the chunks removed.
+
+    ``progress`` wraps the vector deletes, a thousand at a time (173k of them took a minute).
+    """
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
@@ -262,7 +285,9 @@ def delete(doc_id: str, settings: Settings) -> int:
                 if source:
                     ix.manifest.forget_file(source)  # so re-ingesting the file brings the document back
                 ix.manifest.mark_written(gen)
-            ix.vectors.delete(ids)
+            parts = [ids[i : i + 1000] for i in range(0, len(ids), 1000)]
+            for part in progress(parts) if progress else parts:
+                ix.drop_vectors(part)
             rebuild_lexical(ix, gen)
         finally:
             ix.close()
