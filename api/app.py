@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import docs, mcp_http
 from api.errors import install_handlers
 from api.jobs import JobRunner
-from api.limits import BodyLimitMiddleware, RateLimiter
-from api.routers import documents, health, jobs, market, search
+from api.limits import AuthFailures, BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
+from api.routers import dify, documents, facets, health, jobs, market, search, sync
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
 
@@ -23,7 +24,8 @@ STATIC = Path(__file__).parent / "static"
 
 DESCRIPTION = """沁水县煤层气技术知识库 API —— 技术检索、智能问答、供需匹配、文档入库。
 
-Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_KEYS`,
+Dify's external knowledge API is at `POST /retrieval` (and `/dify/retrieval`), MCP at `/mcp`
+(docs/INTEGRATIONS.md). Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_KEYS`,
 sent as `X-API-Key: …` or `Authorization: Bearer …`. Every error is
 `{"error": {"code": "...", "message": "..."}}`.
 """
@@ -38,21 +40,27 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm:
             app.state.search.warm()
-        yield
+        async with mcp.running():
+            yield
         app.state.jobs.close()
         app.state.search.close()
 
-    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="cbm-kb 煤层气知识库", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served offline by api/docs.py
     app.state.settings = settings
     app.state.search = SearchWorker(settings)
     app.state.jobs = JobRunner(settings, on_change=app.state.search.refresh)
     app.state.limiter = RateLimiter(settings.rate_limit)
-    app.state.features = ["search", "ask", "match"]
+    app.state.auth_failures = AuthFailures(settings.auth_failures)
+    app.state.features = ["search", "ask", "match", "dify", "mcp", "sync"]
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
-    for module in (health, search, market, documents, jobs):
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
+    for module in (health, search, facets, market, documents, jobs, sync, dify):
         app.include_router(module.router)
+    mcp = mcp_http.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    docs.install(app)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

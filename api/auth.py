@@ -1,4 +1,4 @@
-"""API keys (KB_API_KEYS) from X-API-Key or Authorization: Bearer, and the per-caller rate limit."""
+"""API keys (KB_API_KEYS) from X-API-Key or Authorization: Bearer, wrong-key back-off, and the per-caller rate limit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import UnauthorizedError, WritesDisabledError
-from api.limits import RateLimiter
+from api.limits import AuthFailures, RateLimiter
 from kb.settings import Settings
 
 
@@ -30,11 +30,27 @@ def key_is_valid(key: str, keys: list[str]) -> bool:
     return any(hmac.compare_digest(given, k.encode("utf-8")) for k in keys)
 
 
+def verify_key(request: Request, key: str, keys: list[str]) -> bool:
+    """Whether ``key`` is valid, counting a wrong one against the client's address (KB_AUTH_FAILURES);
+    RateLimitedError while the address backs off, before the key is looked at, so a guess learns nothing."""
+    failures: AuthFailures = request.app.state.auth_failures
+    failures.check(client_address(request))
+    if key_is_valid(key, keys):
+        return True
+    failures.failed(client_address(request))
+    return False
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _caller(key: str | None, request: Request) -> str:
-    """Rate-limit identity: a key's hash, else the client address."""
+    """Rate-limit identity: a valid key's hash (each key its own budget, wherever it calls from), else the
+    client address (anonymous callers on one host share one)."""
     if key:
         return "key:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-    return "ip:" + (request.client.host if request.client else "unknown")
+    return "ip:" + client_address(request)
 
 
 def _check(request: Request, *, write: bool) -> str:
@@ -43,12 +59,13 @@ def _check(request: Request, *, write: bool) -> str:
     key = presented_key(request)
     if write and not settings.allow_writes:
         raise WritesDisabledError("writes are disabled on this server (KB_ALLOW_WRITES=false)")
-    needs_key = bool(keys) and (write or not settings.public_read)
-    if key is not None and keys and not key_is_valid(key, keys):
+    if key is not None and keys and not verify_key(request, key, keys):
         raise UnauthorizedError("invalid API key")
+    needs_key = bool(keys) and (write or not settings.public_read)
     if needs_key and key is None:
         raise UnauthorizedError("an API key is required: send X-API-Key or Authorization: Bearer")
-    caller = _caller(key, request)
+    # a key nobody configured (dev mode has none) is no identity: else each made-up key had its own budget
+    caller = _caller(key if keys else None, request)
     limiter: RateLimiter = request.app.state.limiter
     limiter.check(caller)
     return caller

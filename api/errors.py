@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,9 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 
 from kb.errors import KBError
+from kb.settings import Settings
 
 log = logging.getLogger("kb.api")
 
@@ -25,8 +28,10 @@ _WHEN = {400: "bad query, filter, cursor or request body", 401: "missing or inva
          403: "writes are disabled on this server", 404: "no such document, job, need or result",
          406: "the Accept header allows none of the offered types",
          409: "the index is busy with another write, or was built with another model",
-         413: "request body larger than KB_MAX_UPLOAD_MB", 415: "no uploaded file has a supported type",
-         422: "the request does not match this schema", 429: "rate limit (KB_RATE_LIMIT) reached; see Retry-After",
+         413: "request body larger than KB_MAX_UPLOAD_MB, or more files than KB_MAX_UPLOAD_FILES",
+         415: "no uploaded file has a supported type",
+         422: "the request does not match this schema",
+         429: "rate limit (KB_RATE_LIMIT) reached, or too many wrong keys (KB_AUTH_FAILURES); see Retry-After",
          504: "the search took longer than its time budget"}
 
 
@@ -84,6 +89,11 @@ class PayloadTooLargeError(APIError):
     status = 413
 
 
+class TooManyFilesError(APIError):
+    code = "too_many_files"
+    status = 413
+
+
 class RateLimitedError(APIError):
     code = "rate_limited"
     status = 429
@@ -96,6 +106,20 @@ class RateLimitedError(APIError):
 class SearchTimeoutError(APIError):
     code = "search_timeout"
     status = 504
+
+
+# an absolute path not preceded by a word character, ':' or '/' (so URLs, dates and "a/b" are left alone)
+_ABS_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"<>()\[\]{},;:]+/)*([^\s/'\"<>()\[\]{},;:]+)")
+
+
+def without_paths(text: str, settings: Settings | None = None) -> str:
+    """A message fit for a client: KB_HOME and the model cache named by their settings, any other absolute
+    server path cut to its last part (lock holders' command lines, parser errors, file names)."""
+    if settings is not None:
+        for root, name in ((settings.home, "KB_HOME"), (settings.model_cache, "KB_MODEL_CACHE")):
+            for form in sorted({str(root.resolve()), str(root.absolute())}, key=len, reverse=True):
+                text = text.replace(form, name)
+    return _ABS_PATH.sub(lambda m: m.group(1), text)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -114,7 +138,8 @@ async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KBError)
     if exc.status >= 500:
         log.error("%s: %s", exc.code, exc.message)
-    return error_response(exc.status, exc.code, exc.message, getattr(exc, "headers", None))
+    message = without_paths(exc.message, request.app.state.settings)
+    return error_response(exc.status, exc.code, message, getattr(exc, "headers", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -122,18 +147,27 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", _validation_message(exc))
 
 
-def allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-    Starlette's 405 lists only the first route that matched the path (``Allow: POST`` for
-    /documents, which also serves GET).
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path, asked of each route as the router asks it.
+
+    Starlette's 405 lists only the first route that matched the path (``Allow: POST`` for /documents,
+    which also serves GET), and FastAPI's included routers carry no ``methods`` of their own, which
+    left ``Allow`` empty. Our static files serve GET and HEAD.
     """
-    methods: set[str] = set()
+    allowed: set[str] = set()
+    root = request.scope.get("app_root_path", "")  # inside a mount, root_path has grown by the mount's path
     for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+        for method in _METHODS:
+            match, _ = route.matches({**request.scope, "method": method, "root_path": root})
+            if match == Match.FULL:
+                if isinstance(route, Mount):  # a mounted app: only our static files say what they serve
+                    allowed |= {"GET", "HEAD"} if isinstance(route.app, StaticFiles) else set()
+                else:
+                    allowed.add(method)
+    return ", ".join(m for m in _METHODS if m in allowed)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

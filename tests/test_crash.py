@@ -29,7 +29,7 @@ from kb.index import bm25_search
 from kb.index.check import check
 from kb.index.manifest import Manifest
 from kb.index.recovery import recover_if_needed
-from kb.index.vectors import VectorStore, collection_for
+from kb.index.vectors import VectorStore, collection_for, release
 from kb.ingest import pipeline
 from kb.settings import Settings
 
@@ -80,14 +80,12 @@ def _write_jsonl(path: Path, recs: list[dict[str, Any]]) -> None:
 
 @contextmanager
 def _chroma(s: Settings) -> Iterator[VectorStore]:
-    """Chroma as it is on disk now: its per-process cache would show what this process last saw."""
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    SharedSystemClient.clear_system_cache()
+    """Chroma as it is on disk now: this process's client would show what it last saw, so it is closed first."""
+    release(s)
     try:
         yield VectorStore(collection_for(s))
     finally:
-        SharedSystemClient.clear_system_cache()
+        release(s)
 
 
 def _integrity(m: Manifest) -> list[str]:

@@ -13,11 +13,11 @@ def _sections():  # type: ignore[no-untyped-def]
 
 
 def test_heading_levels() -> None:
-    assert heading_level("第四章 强化科技创新驱动") == 1
-    assert heading_level("二、突破重点产业关键技术") == 2
-    assert heading_level("(二) 实施创新支撑体系提升工程") == 3
-    assert heading_level("1. 搭建产业创新平台") == 4
-    assert heading_level("专栏 1 农业科技培训工程") == 9
+    assert heading_level("第四章 强化科技创新驱动") == 20
+    assert heading_level("二、突破重点产业关键技术") == 30
+    assert heading_level("(二) 实施创新支撑体系提升工程") == 40
+    assert heading_level("1. 搭建产业创新平台") == 50
+    assert heading_level("专栏 1 农业科技培训工程") == 90
     assert heading_level("一、科技研发项目：沁水盆地高煤阶煤层气高效开发示范工程；煤层气高效增产及排采关键技术研究。") is None
 
 

@@ -66,14 +66,37 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _heartbeat(url: str) -> bool:
-    # no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200 (no proxies: an HTTP(S)_PROXY in the environment must not catch a loopback call)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"{url}/api/v2/heartbeat", timeout=1) as r:
+        with opener.open(url, timeout=1) as r:
             return bool(r.status == 200)
     except OSError:
         return False
+
+
+@contextmanager
+def _serving(args: list[str], log: Path, probe: str, env: dict[str, str] | None = None,
+             timeout_s: float = 60) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process (output to ``log``), once ``probe`` answers 200; terminated (or killed) at the end."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _answers(probe):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"{' '.join(args[:4])} did not come up at {probe} (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
@@ -83,27 +106,9 @@ def chroma_process(root: Path, port: int) -> Iterator[str]:
     cmd = str(exe) if exe.exists() else shutil.which("chroma")
     assert cmd, "the `chroma` command (chromadb package) is not installed"
     url = f"http://127.0.0.1:{port}"
-    log = root / f"chroma-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"chroma run did not come up on {url} (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.1)
+    args = [cmd, "run", "--path", str(root / "chroma-db"), "--host", "127.0.0.1", "--port", str(port)]
+    with _serving(args, root / f"chroma-{port}.log", f"{url}/api/v2/heartbeat"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 
 
 # ---- the network guard -----------------------------------------------------------------------------
@@ -212,3 +217,73 @@ def wait_for(client: TestClient, job_id: str, timeout: float = 60.0) -> dict[str
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
+
+
+# ---- integrations (Dify, MCP, sync): records with every metadata field, and a real `kb serve` ------------
+
+INTEGRATION_RESULTS = [
+    {"id": "R901", "title": "撬装式煤层气液化装置", "field": "储运液化", "region": "山西沁水县", "trl": 7, "year": "2021",
+     "org": "某装备制造企业", "description": "分散煤层气井口气经撬装混合冷剂循环液化，槽车运往乡镇作为液化天然气供气。"},
+    {"id": "R902", "title": "LNG储罐蒸发气回收", "field": "储运液化", "region": "全国", "trl": 5, "year": "2018",
+     "org": "某高校低温团队", "description": "煤层气液化后储罐蒸发气经再液化装置回收，减少放空损失。"},
+    {"id": "R903", "title": "低浓度瓦斯发电机组", "field": "瓦斯利用", "region": "山西晋城", "trl": 8, "year": "2023",
+     "org": "某发电设备企业", "description": "甲烷浓度低于30%的煤层气与煤矿瓦斯经细水雾输送后进入发电机组发电。"},
+    {"id": "R904", "title": "煤层气井智能排采控制系统", "field": "排采", "region": "山西沁水县", "trl": 6, "year": "2020",
+     "org": "某油服企业", "description": "按井底流压自动调节抽油机冲次，煤层气井排采过程中流压缓慢下降，减少煤粉产出。"},
+    {"id": "R905", "title": "多分支水平井钻井技术", "field": "钻完井", "region": "全国", "trl": 9,
+     "org": "某钻井公司", "description": "高煤阶煤层气储层多分支水平井扩大泄气面积，单井日产气量明显提高。"},
+]
+INTEGRATION_NEEDS = [
+    {"id": "N901", "title": "排采井底流压控制需求", "field": "排采", "region": "山西沁水县", "trl": 6, "year": "2024",
+     "org": "某煤层气开发企业", "description": "煤层气井排采时井底流压下降过快导致煤粉堵塞，希望有自动控制流压的办法。"},
+]
+
+
+def write_integration_corpus(folder: Path) -> Path:
+    """The mini corpus plus results/results.jsonl and needs/needs.jsonl above (kinds from the folder names)."""
+    write_docs(folder, MINI_DOCS)
+    for sub, name, recs in (("results", "results.jsonl", INTEGRATION_RESULTS), ("needs", "needs.jsonl", INTEGRATION_NEEDS)):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / sub / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    return folder
+
+
+def integration_home(root: Path) -> Path:
+    """``root``/home with ``write_integration_corpus`` ingested (the settings of the environment: the hash embedder)."""
+    from kb.ingest.pipeline import ingest
+
+    home = root / "home"
+    assert ingest([write_integration_corpus(root / "corpus")], Settings(home=home)).failed == []
+    return home
+
+
+@contextmanager
+def kb_process(args: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m kb.cli ARGS`` (e.g. ``serve``) in its own process, once ``ready`` (a URL) answers 200."""
+    with _serving([sys.executable, "-m", "kb.cli", *args], log, ready, {**os.environ, **env}, timeout_s=120) as proc:
+        yield proc
+
+
+@contextmanager
+def kb_serve(home: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`kb serve` (the deployment path: h11 with its head limit) over ``home`` on a free loopback port, keys set and
+    the rate limit off unless ``env`` says otherwise; yields (base URL, process) once a search has answered (the
+    first one loads the indexes: on a busy box it can pass the 10 s search budget)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{free_port()}"
+    full = {"KB_HOME": str(home), "KB_API_KEYS": KEY, "KB_RATE_LIMIT": "0", **env}
+    with kb_process(["serve", "--port", url.rsplit(":", 1)[1]], full, f"{url}/health", log) as proc:
+        key = {"X-API-Key": full["KB_API_KEYS"].split(",")[0]}
+        deadline = time.monotonic() + 120
+        while httpx.post(f"{url}/search", json={"query": "煤层气"}, headers=key, timeout=60).status_code != 200:
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.5)
+        yield url, proc
+
+
+def proc_usage(pid: int) -> tuple[float, int]:
+    """(resident memory in MB, open file descriptors) of a live process (Linux /proc)."""
+    rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith("VmRSS:"))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))

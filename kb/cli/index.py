@@ -7,39 +7,53 @@ from pathlib import Path
 
 import click
 
-from kb.cli.common import emit, progress, settings
+from kb.cli.common import announce_model_build, compact, emit, progress, settings
 from kb.models import KINDS, IngestReport
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(KINDS), help="Kind of every document (default: from folder, column or file type).")
+@click.option("--replace", is_flag=True, help="A record may replace a document of another source that has its id.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def ingest(paths: tuple[Path, ...], kind: str | None, as_json: bool, quiet: bool) -> None:
-    """Ingest files and folders (txt, md, docx, pdf, csv, xlsx, jsonl).
+def ingest(paths: tuple[Path, ...], kind: str | None, replace: bool, as_json: bool, quiet: bool) -> None:
+    """Ingest files and folders (txt, md, html, docx, doc, pptx, pdf, csv, xlsx, xls, jsonl).
 
     Unchanged files are skipped; changed files replace their old chunks. Files that
     fail are listed with the reason, the rest are ingested, and the exit code is 1.
-    While another writer holds the index it refuses at once (exit 2); an earlier
-    interrupted ingest is finished or rolled back first.
+    A record (table row, JSONL line) whose id belongs to a document of another file
+    fails, unless --replace; each replacement is listed. A file of more than
+    KB_MAX_FILE_CHUNKS passages fails. While another writer holds the index it
+    refuses at once (exit 2); an earlier interrupted ingest is finished or rolled
+    back first.
     """
     from kb.ingest.pipeline import ingest as run
 
-    report = run(list(paths), settings(), kind=kind, progress=progress(quiet, "ingest"))
+    s = settings()
+    announce_model_build(s)
+    bar = progress(quiet, "ingest", "embedding and writing the last batch, then the search index…")
+    notify = None if quiet or as_json else (lambda line: click.echo(line, err=True))
+    report = run(list(paths), s, kind=kind, progress=bar, notify=notify, replace=replace)
+    compacted = compact(s)
     if as_json:
-        emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted"}))
+        emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted", "replaced"}))
     else:
         _print_report(report)
+        if compacted:
+            click.echo(compacted)
     if report.failed:
         sys.exit(1)
 
 
 def _print_report(r: IngestReport) -> None:
-    click.echo(f"ingested {r.ingested} documents ({r.chunks} chunks), skipped {r.skipped} unchanged"
-               + (f", removed {r.deleted}" if r.deleted else ""))
-    for f in r.failed:
+    for x in r.replaced:
+        click.echo(f"replaced: {x.doc_id} ({x.kind} «{x.title}» from {x.source}) by a record of {x.by}")
+    for f in r.failed:  # errors first: a summary line above them reads as success
         click.echo(f"failed: {f.error}", err=True)
+    click.echo(f"ingested {r.ingested} documents ({r.chunks} chunks), skipped {r.skipped} unchanged"
+               + (f", removed {r.deleted}" if r.deleted else "")
+               + (f"; {len(r.failed)} failed" if r.failed else ""))
 
 
 @click.command()
@@ -57,6 +71,10 @@ def stats(as_json: bool) -> None:
     else:
         kinds = ", ".join(f"{k} {v}" for k, v in st.by_kind.items())
         click.echo(f"{st.documents} documents ({kinds or 'none'}), {st.chunks} chunks; model {st.embed_model}; home {s.home}")
+        if st.ocr_chunks:
+            click.echo(f"{st.ocr_chunks} chunks recognised by OCR")
+        for d in st.duplicates:
+            click.echo(f"{d.doc_id}: possible duplicate of {d.duplicate_of} ({d.similarity:.0%} shared text)")
 
 
 @click.command()
@@ -69,20 +87,26 @@ def delete(doc_id: str, as_json: bool) -> None:
     """
     from kb.ingest.pipeline import delete as run
 
-    n = run(doc_id, settings())
+    s = settings()
+    n = run(doc_id, s)
+    compacted = compact(s)
     if as_json:
         emit({"deleted": doc_id, "chunks": n})
     else:
         click.echo(f"deleted {doc_id} ({n} chunks)")
+        if compacted:
+            click.echo(compacted)
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help='Print {"ok", "documents", "chunks", "problems", ...}.')
-@click.option("--repair", is_flag=True, help="First finish or roll back an interrupted write, drop orphan vectors, rebuild BM25.")
+@click.option("--repair", is_flag=True, help="First finish or roll back an interrupted write, drop orphan vectors, rebuild BM25, "
+              "compact a vector store mostly made of deleted vectors.")
 def check(as_json: bool, repair: bool) -> None:
     """Check that the manifest, Chroma and BM25 hold the same chunks and SQLite is sound.
 
-    Compares chunk ids, not counts. Exit code 1 when a problem remains; it takes the writer
+    Compares chunk ids, not counts, and reports a vector store mostly made of deleted
+    vectors (KB_COMPACT_SHARE, else half; --repair compacts it). Exit code 1 when a problem remains; it takes the writer
     lock, so it refuses (exit 2) while an ingest or delete is running.
     """
     from kb.index.check import check as run
@@ -94,8 +118,9 @@ def check(as_json: bool, repair: bool) -> None:
         for line in rep.repaired:
             click.echo(f"repaired: {line}")
         state = "ok" if rep.ok else f"NOT OK, {len(rep.problems)} problems"
+        stored = "" if rep.stored is None else f" ({rep.stored} stored, deleted ones included)"
         click.echo(f"{state}: {rep.documents} documents, {rep.chunks} chunks; "
-                   f"Chroma {rep.vectors} vectors, BM25 {rep.bm25} rows; generation {rep.published_gen}")
+                   f"Chroma {rep.vectors} vectors{stored}, BM25 {rep.bm25} rows; generation {rep.published_gen}")
         for p in rep.problems:
             click.echo(f"problem: {p}")
     if not rep.ok:

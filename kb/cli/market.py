@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
+from kb.cli import remote
 from kb.cli.common import emit, progress, settings
+from kb.models import MatchResponse
 
 
 @click.command()
@@ -30,7 +31,6 @@ def match(need_id: str | None, result_id: str | None, text: str | None, all_need
     Give one of --need-id, --result-id, --text, or --all-needs with --out.
     """
     from kb.errors import BadInputError
-    from kb.search.match import Filters, Matcher, export_rows, write_table
 
     modes = [m for m, v in (("--need-id", need_id), ("--result-id", result_id), ("--text", text),
                             ("--all-needs", all_needs or None)) if v is not None]
@@ -40,8 +40,17 @@ def match(need_id: str | None, result_id: str | None, text: str | None, all_need
         raise BadInputError("--all-needs and --out go together")
     if not 1 <= top_k <= 1000:
         raise BadInputError("--top-k must be between 1 and 1000")
+    s = settings()
+    if not all_needs and top_k <= 100:  # a running server answers (and checks) one match, no model loaded here
+        body = {"need_id": need_id, "result_id": result_id, "text": text, "top_k": top_k, "min_trl": min_trl,
+                "field": field, "region": region}
+        if (data := remote.call(s, "/match", body)) is not None:
+            _show(MatchResponse.model_validate(data), as_json)
+            return
+    from kb.search.match import Filters, Matcher, export_rows, write_table
+
     flt = Filters(min_trl=min_trl, field=field, region=region).check()
-    matcher = Matcher(settings())
+    matcher = Matcher(s)
     if all_needs and out is not None:
         pairs = matcher.match_all_needs(top_k, flt, progress=progress(quiet, "match"))
         rows = export_rows(pairs)
@@ -52,14 +61,17 @@ def match(need_id: str | None, result_id: str | None, text: str | None, all_need
         else:
             click.echo(f"已写出 {len(pairs)} 条需求的 {len(rows)} 行匹配结果到 {out}")
         return
-    res = matcher.match(need_id=need_id, result_id=result_id, text=text, top_k=top_k, filters=flt)
+    _show(matcher.match(need_id=need_id, result_id=result_id, text=text, top_k=top_k, filters=flt), as_json)
+
+
+def _show(res: MatchResponse, as_json: bool) -> None:
     if as_json:
         emit(res.model_dump())
     else:
         _print_matches(res)
 
 
-def _print_matches(res: Any) -> None:
+def _print_matches(res: MatchResponse) -> None:
     q = res.query
     what = {"need": "需求", "result": "成果"}
     head = f"{what[q.mode]} {q.id}「{q.title}」" if q.mode != "text" else f"文本「{q.text[:40]}」"

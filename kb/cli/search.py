@@ -1,18 +1,22 @@
-"""Reading: search and ask."""
+"""Reading: search and ask (through a running `kb serve` when there is one: kb/cli/remote.py)."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from kb.cli import remote
 from kb.cli.common import emit, settings
+from kb.cli.output import snippet
 from kb.errors import KBError
-from kb.models import SearchResponse
+from kb.models import AskResponse, SearchResponse
 from kb.search.methods import METHODS as SEARCH_METHODS
+from kb.settings import Settings
+
+API_TOP_K = 100  # the server's limit; deeper searches run in-process
 
 
 @click.command()
@@ -26,22 +30,47 @@ from kb.search.methods import METHODS as SEARCH_METHODS
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def search(query: str | None, top_k: int, filters: tuple[str, ...], batch: Path | None, method: str,
            as_json: bool) -> None:
-    """Hybrid (dense + BM25) search in Chinese or English."""
+    """Hybrid (dense + BM25) search in Chinese or English.
+
+    With a `kb serve` of this KB_HOME running (or KB_URL set) the server answers, without loading the model here.
+    """
     from kb.search.filters import parse_pairs
-    from kb.search.hybrid import Searcher
 
     if (query is None) == (batch is None):
         raise click.UsageError("give either QUERY or --batch FILE")
-    searcher = Searcher(settings())
+    s = settings()
     flt = parse_pairs(list(filters))
     if batch is not None:
-        _search_batch(searcher, batch, top_k, flt, method)
+        from kb.search.hybrid import Searcher
+
+        _search_batch(Searcher(s), batch, top_k, flt, method)
         return
-    res = searcher.search(query or "", top_k=top_k, filters=flt, method=method)
+    res = _search(s, query or "", top_k, flt, method)
     if as_json:
         emit(res.model_dump())
-    else:
-        _print_hits(res)
+        return
+    _print_hits(res)
+    if not res.hits:
+        click.echo(_why_empty(s, query or "", flt))
+
+
+def _search(s: Settings, query: str, top_k: int, flt: dict[str, str], method: str) -> SearchResponse:
+    """The server's answer when there is a server, else the same search in this process."""
+    if top_k <= API_TOP_K:
+        body = {"query": query, "top_k": top_k, "filters": flt, "method": method}
+        if (data := remote.call(s, "/search", body)) is not None:
+            return SearchResponse.model_validate(data)
+    from kb.search.hybrid import Searcher
+
+    return Searcher(s).search(query, top_k=top_k, filters=flt, method=method)
+
+
+def _why_empty(s: Settings, query: str, flt: dict[str, str]) -> str:
+    """Filters that emptied the list are named; otherwise nothing in the index is relevant."""
+    if flt and _search(s, query, 1, {}, "hybrid").hits:
+        shown = ", ".join(f"{k}={v}" for k, v in flt.items())
+        return f"筛选条件（{shown}）下没有结果；去掉 --filter 后有相关内容。"
+    return "知识库中没有相关内容（no relevant result）：换个说法，或检查错别字。"
 
 
 def _search_batch(searcher: Any, batch: Path, top_k: int, flt: dict[str, str], method: str) -> None:
@@ -63,8 +92,7 @@ def _print_hits(res: SearchResponse) -> None:
     for n, h in enumerate(res.hits, start=1):
         where = h.section + (f" (p.{h.page})" if h.page else "")
         click.echo(f"\n{n}. [{h.kind}] {h.title} — {where}  score {h.score:.3f}  id {h.doc_id}")
-        text = h.highlighted.replace("<mark>", "\x1b[1;33m").replace("</mark>", "\x1b[0m")
-        click.echo("   " + html.unescape(text)[:300])
+        click.echo("   " + snippet(h.highlighted or h.text))
 
 
 @click.command()
@@ -75,21 +103,34 @@ def ask(question: str, as_json: bool) -> None:
 
     With KB_LLM_BASE_URL and KB_LLM_MODEL set, an OpenAI-compatible model writes the
     answer from the same passages; if it fails, the extractive answer is given with a warning.
+    A running `kb serve` (or KB_URL) answers when there is one.
     """
-    from kb.search.ask import Asker
+    s = settings()
+    data = remote.call(s, "/ask", {"question": question})
+    if data is not None:
+        res = AskResponse.model_validate(data)
+    else:
+        from kb.search.ask import Asker
 
-    res = Asker(settings()).ask(question)
+        res = Asker(s).ask(question)
     if as_json:
         emit(res.model_dump())
         return
-    click.echo(("答案：" if res.found else "未找到：") + res.answer)
+    _print_answer(res)
+
+
+def _print_answer(res: AskResponse) -> None:
+    english = res.language == "en"
+    click.echo(("Answer: " if english else "答案：") if res.found else ("Not found: " if english else "未找到："), nl=False)
+    click.echo(res.answer)
+    for note in res.notes:
+        click.echo(f"({note})")
     for n, c in enumerate(res.citations, start=1):
         where = c.section + (f"（第 {c.page} 页）" if c.page else "")
-        click.echo(f"\n[{n}] {c.title} — {where}  ({c.doc_id})\n    {c.text}")
+        text = snippet(c.highlighted, limit=600) if c.highlighted else c.text
+        click.echo(f"\n[{n}] {c.title} — {where}  ({c.doc_id})\n    {text}")
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
-
-
 
 
 COMMANDS = [search, ask]

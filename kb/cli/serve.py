@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kb.cli import remote
 from kb.cli.common import settings
 from kb.settings import get_settings
 
@@ -54,7 +55,11 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         get_settings.cache_clear()
     else:
         check_config(settings())  # refuse here, with one clear line, rather than in every worker
-    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    remote.advertise(settings(), host, port)  # kb search/ask/match of this KB_HOME then ask this server
+    # h11 with a head limit: httptools has none, and a 100 MB header held every request for 11.5 s (a request
+    # over the limit gets 400 and the connection closes); POST /search measured alike with both (docs/RELIABILITY.md)
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+                http="h11", h11_max_incomplete_event_size=settings().max_header_kb * 1024)
 
 
 

@@ -41,6 +41,9 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(name_or_path, device="cpu")
+        except ImportError as exc:  # a runtime-only install (make run) has no torch
+            raise EmbeddingModelError(f"KB_EMBED_MODEL={name_or_path!r} and KB_EMBED_BACKEND=torch-bf16 need "
+                                      f"sentence-transformers and torch ({exc}): pip install -e '.[st]'") from exc
         except Exception as exc:  # the library raises many types for "not available offline"
             raise EmbeddingModelError(
                 f"cannot load embedding model {name_or_path!r} offline: {exc}. "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,6 +31,7 @@ def features(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1 << 18)
 def _slot(feature: str) -> tuple[int, float]:
     digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
     n = int.from_bytes(digest, "little")
@@ -45,14 +47,12 @@ class HashEmbedder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for row, text in enumerate(texts):
-            for f in features(text):
-                at, sign = _slot(f)
-                out[row, at] += sign
-            norm = float(np.linalg.norm(out[row]))
-            out[row] = out[row] / norm if norm else out[row]
-            if not norm:
-                out[row, 0] = 1.0  # a text without features still gets a unit vector (Chroma's cosine needs one)
-        return out
+            slots = [_slot(f) for f in features(text)]
+            if slots:
+                at, sign = zip(*slots, strict=True)
+                np.add.at(out[row], np.asarray(at), np.asarray(sign, dtype=np.float32))
+        out[~out.any(axis=1), 0] = 1.0  # a text without features still gets a unit vector (cosine needs one)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
     def queries(self, texts: list[str]) -> np.ndarray:
         return self._embed(texts)

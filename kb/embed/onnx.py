@@ -142,11 +142,20 @@ def _weights_tag(model_path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _paths(cache_dir: Path, variant: str, model_path: Path) -> tuple[Path, Path]:
+    stem = f"e5-small-{variant}-v{BUILD_VERSION}-{_weights_tag(model_path)}"
+    return cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.tokenizer.json"
+
+
+def is_built(cache_dir: Path, variant: str = "int8") -> bool:
+    """Whether model_files would only load (the CLI says so before a one-off build of ~20 s)."""
+    return all(p.exists() for p in _paths(cache_dir, variant, default_model_path()))
+
+
 def model_files(cache_dir: Path, variant: str = "int8", *, model_path: Path | None = None) -> tuple[Path, Path]:
     """(model.onnx, tokenizer.json) for the bundled weights, built into cache_dir on first use."""
     model_path = model_path or default_model_path()
-    stem = f"e5-small-{variant}-v{BUILD_VERSION}-{_weights_tag(model_path)}"
-    onnx_path, tok_path = cache_dir / f"{stem}.onnx", cache_dir / f"{stem}.tokenizer.json"
+    onnx_path, tok_path = _paths(cache_dir, variant, model_path)
     if not (onnx_path.exists() and tok_path.exists()):
         header, vocab, tensors = parse_model(model_path.read_bytes())
         _atomic_write(tok_path, build_tokenizer(vocab).to_str().encode("utf-8"))

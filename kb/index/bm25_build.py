@@ -6,6 +6,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -168,8 +169,6 @@ class _Postings:
         self.df += np.bincount(tok, minlength=len(self.df))
 
     def write(self, model_dir: Path) -> None:
-        import bm25s
-
         self._id(charkeys.EMPTY if self.decode else "")  # bm25s scores token-less queries against its empty token
         n_vocab = len(self.vocab)
         df = np.concatenate([self.df, np.zeros(n_vocab - len(self.df), dtype=np.int64)])
@@ -202,7 +201,7 @@ class _Postings:
         vocab = {self.decode(k): i for k, i in self.vocab.items()} if self.decode else dict(self.vocab)
         (model_dir / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         params = {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
-                  "int_dtype": "int32", "num_docs": n_docs, "version": bm25s.__version__, "backend": "numpy"}
+                  "int_dtype": "int32", "num_docs": n_docs, "version": version("bm25s"), "backend": "numpy"}
         (model_dir / "params.index.json").write_text(json.dumps(params, indent=4), encoding="utf-8")
 
 

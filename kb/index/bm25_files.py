@@ -83,6 +83,13 @@ def state(index_dir: Path) -> dict[str, Any] | None:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def touch(index_dir: Path) -> None:
+    """Move the marker without a rebuild, so every reader reopens its indexes (after a vector store compaction)."""
+    path = index_dir / STATE
+    if path.exists():
+        os.utime(path)
+
+
 def marker(index_dir: Path) -> float:
     """When the index on disk last changed (every build writes a new state.json); -1 if there is none."""
     for name in (STATE, "rows.json"):

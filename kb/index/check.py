@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kb.index import bm25_files, bm25_search
+from kb.index.compact import Bloat, compact, measure, needs_compaction, threshold
 from kb.index.indexes import Indexes, open_indexes
 from kb.index.lock import write_lock
 from kb.index.recovery import rebuild_lexical, recover
@@ -34,6 +35,7 @@ class CheckReport:
     bm25: int = 0
     published_gen: int = 0
     repaired: list[str] = field(default_factory=list)
+    stored: int = 0  # vectors Chroma's index holds, deleted ones (until a compaction) included
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,8 +82,16 @@ def _generations(ix: Indexes) -> list[str]:
     return problems
 
 
+def bloat_problem(bloat: Bloat, share: float) -> list[str]:
+    """Deleted vectors past the threshold: they cost memory and query time until a compaction drops them."""
+    if not needs_compaction(bloat, share):
+        return []
+    return [f"Chroma stores {bloat.stored} vectors for {bloat.live} live ones ({bloat.share:.0%} deleted, "
+            "KB_COMPACT_SHARE); kb check --repair compacts it"]
+
+
 def inspect(ix: Indexes) -> CheckReport:
-    """Compare the three indexes by chunk id (not by count)."""
+    """Compare the three indexes by chunk id (not by count), and measure the vector store's dead weight."""
     problems = ix.manifest.integrity()
     doc_chunks = ix.manifest.doc_chunk_ids()
     vectors = ix.vectors.ids()
@@ -89,13 +99,17 @@ def inspect(ix: Indexes) -> CheckReport:
     bm25 = None if lex is None else list(lex.ids)
     problems += compare(doc_chunks, ix.manifest.visible_chunk_ids(), vectors, bm25)
     problems += _generations(ix)
+    bloat = measure(ix)
+    problems += bloat_problem(bloat, threshold(ix.settings))
     docs, chunks = ix.manifest.counts()
     return CheckReport(ok=not problems, documents=docs, chunks=chunks, problems=problems, vectors=len(vectors),
-                       bm25=len(bm25 or []), published_gen=ix.manifest.published_gen())
+                       bm25=len(bm25 or []), published_gen=ix.manifest.published_gen(), stored=bloat.stored)
 
 
 def _repair(ix: Indexes) -> list[str]:
     done = recover(ix)
+    if needs_compaction(measure(ix), threshold(ix.settings)):
+        done.append(compact(ix))
     if not inspect(ix).ok and not ix.manifest.integrity():  # e.g. a damaged BM25 directory
         rebuild_lexical(ix)
         done.append("rebuilt BM25 from the manifest")

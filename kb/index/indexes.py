@@ -37,8 +37,26 @@ class Indexes:
             )
         self.manifest.set_meta("embed_model", name)
 
+    def drop_vectors(self, ids: list[str]) -> None:
+        """Delete vectors, and count them: Chroma keeps a deleted vector in its index until a compaction
+        (kb/index/compact.py), and its index on disk lags by up to a thousand writes, so we keep the tally.
+        Call it outside a manifest transaction (it commits the count)."""
+        if not ids:
+            return
+        self.vectors.delete(ids)
+        self.manifest.set_meta(DELETED_VECTORS, str(deleted_vectors(self.manifest) + len(ids)))
+        self.manifest.db.commit()
+
     def close(self) -> None:
         self.manifest.close()
+
+
+DELETED_VECTORS = "deleted_vectors"  # manifest meta: vectors deleted since the store was last compacted
+
+
+def deleted_vectors(manifest: Manifest) -> int:
+    value = manifest.get_meta(DELETED_VECTORS)
+    return int(value) if value and value.isdigit() else 0
 
 
 def open_indexes(settings: Settings) -> Indexes:

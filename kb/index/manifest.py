@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import Chunk, Document, Stats
+from kb.models import Chunk, Document, DuplicateLink, Stats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS chunks (
   section TEXT NOT NULL, page INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE INDEX IF NOT EXISTS chunks_doc_ord ON chunks(doc_id, ord);
+CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS duplicates (
+  doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
 """
 PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
 VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
@@ -49,11 +52,16 @@ class Manifest:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Manifests made before generations: their documents count as published (gen 0)."""
+        """Additive migrations: manifests made before generations count as published (gen 0); chunks made
+        before the OCR and lookup flags have neither."""
         cols = {str(r[1]) for r in self.db.execute("PRAGMA table_info(documents)")}
         if "gen" not in cols:
             self.db.execute("ALTER TABLE documents ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
-            self.db.commit()
+        chunk_cols = {str(r[1]) for r in self.db.execute("PRAGMA table_info(chunks)")}
+        for flag in ("ocr", "lookup"):
+            if flag not in chunk_cols:
+                self.db.execute(f"ALTER TABLE chunks ADD COLUMN {flag} INTEGER NOT NULL DEFAULT 0")
+        self.db.commit()
 
     def __enter__(self) -> Manifest:
         return self
@@ -124,6 +132,20 @@ class Manifest:
         rows = self.db.execute("SELECT doc_id FROM documents WHERE source=?", (source,))
         return [str(r[0]) for r in rows]
 
+    def sources_under(self, folder: str) -> list[str]:
+        """Indexed file paths (of documents or of the file table) inside ``folder``, a resolved path."""
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT source FROM documents WHERE substr(source, 1, ?) = ? UNION "
+            "SELECT path FROM files WHERE substr(path, 1, ?) = ? ORDER BY 1", (len(prefix), prefix, len(prefix), prefix))
+        return [str(r[0]) for r in rows]
+
+    def files_under(self, folder: str) -> dict[str, str]:
+        """{path: file hash} of the indexed files inside ``folder``, a resolved path."""
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute("SELECT path, file_hash FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def chunk_ids(self, doc_id: str) -> list[str]:
         rows = self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=? ORDER BY ord", (doc_id,))
         return [str(r[0]) for r in rows]
@@ -138,13 +160,37 @@ class Manifest:
              json.dumps(doc.meta, ensure_ascii=False), time.time(), gen),
         )
         self.db.executemany(
-            "INSERT OR REPLACE INTO chunks VALUES (?,?,?,?,?,?,?)",
-            [(c.chunk_id, c.doc_id, c.ord, c.text, c.embed_text, c.section, c.page) for c in chunks],
+            "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ord, text, embed_text, section, page, ocr, lookup) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(c.chunk_id, c.doc_id, c.ord, c.text, c.embed_text, c.section, c.page, int(c.ocr), int(c.lookup))
+             for c in chunks],
         )
 
     def delete_document(self, doc_id: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+        self.db.execute("DELETE FROM minhash WHERE doc_id=?", (doc_id,))
+        self.db.execute("DELETE FROM duplicates WHERE doc_id=? OR of_doc=?", (doc_id, doc_id))
+
+    # ---- near-duplicates (kb/ingest/duplicates.py) -----------------------------------------------
+
+    def put_minhash(self, doc_id: str, signature: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO minhash VALUES (?, ?)", (doc_id, signature))
+
+    def minhashes(self) -> Iterator[tuple[str, bytes]]:
+        for r in self.db.execute("SELECT doc_id, signature FROM minhash ORDER BY doc_id"):
+            yield str(r[0]), bytes(r[1])
+
+    def link_duplicate(self, doc_id: str, of_doc: str, similarity: float) -> None:
+        """Record ``doc_id`` as a possible duplicate of the earlier ``of_doc``."""
+        self.db.execute("INSERT OR REPLACE INTO duplicates VALUES (?, ?, ?)", (doc_id, of_doc, similarity))
+
+    def duplicate_links(self) -> list[tuple[str, str, float]]:
+        """(document, the document it possibly duplicates, estimated similarity), published documents only."""
+        rows = self.db.execute(
+            "SELECT x.doc_id, x.of_doc, x.similarity FROM duplicates x JOIN documents d ON d.doc_id = x.doc_id "
+            f"JOIN documents o ON o.doc_id = x.of_doc WHERE {VISIBLE} AND o.gen <= {PUBLISHED} ORDER BY x.doc_id")
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def forget_file(self, path: str) -> None:
         self.db.execute("DELETE FROM files WHERE path=?", (path,))
@@ -154,8 +200,15 @@ class Manifest:
         c = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return int(d), int(c)
 
+    def published_counts(self) -> tuple[int, int]:
+        """(documents, chunks) readers can see: a write's documents count once it is published."""
+        d = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        c = self.db.execute(f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        return int(d), int(c)
+
     def counts_by_kind(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT kind, COUNT(*) FROM documents GROUP BY kind ORDER BY kind")
+        """Published documents by kind."""
+        rows = self.db.execute(f"SELECT kind, COUNT(*) FROM documents d WHERE {VISIBLE} GROUP BY kind ORDER BY kind")
         return {str(r[0]): int(r[1]) for r in rows}
 
     def iter_chunks(self) -> Iterator[sqlite3.Row]:
@@ -180,8 +233,9 @@ class Manifest:
             part = chunk_ids[i : i + 500]
             q = ",".join("?" * len(part))
             for r in self.db.execute(
-                "SELECT c.chunk_id, c.doc_id, c.ord, c.text, c.section, c.page, d.kind, d.title, "
-                f"d.source, d.meta FROM chunks c JOIN documents d USING(doc_id) WHERE chunk_id IN ({q}) AND {VISIBLE}",
+                "SELECT c.chunk_id, c.doc_id, c.ord, c.text, c.section, c.page, c.ocr, c.lookup, d.kind, d.title, "
+                "d.source, d.meta, x.of_doc AS duplicate_of FROM chunks c JOIN documents d USING(doc_id) "
+                f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id WHERE chunk_id IN ({q}) AND {VISIBLE}",
                 part,
             ):
                 row = dict(r)
@@ -207,7 +261,8 @@ class Manifest:
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""
-        r = self.db.execute(f"SELECT * FROM documents d WHERE doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
+        r = self.db.execute("SELECT d.*, x.of_doc AS duplicate_of FROM documents d LEFT JOIN duplicates x "
+                            f"ON x.doc_id = d.doc_id WHERE d.doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
         if r is None:
             return None
         row = dict(r)
@@ -215,17 +270,39 @@ class Manifest:
         return row
 
     def stats(self) -> Stats:
-        """The ``kb stats --json`` shape (shared by the CLI and the API)."""
-        docs, chunks = self.counts()
-        return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(),
-                     embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
+        """The ``kb stats --json`` shape (shared by the CLI and the API): what readers can see."""
+        docs, chunks = self.published_counts()
+        ocr = int(self.db.execute("SELECT COUNT(*) FROM chunks WHERE ocr=1").fetchone()[0])
+        dups = [DuplicateLink(doc_id=d, duplicate_of=o, similarity=s) for d, o, s in self.duplicate_links()]
+        return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(), ocr_chunks=ocr,
+                     duplicates=dups, embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
+
+    def facet_counts(self, key: str) -> dict[str, int]:
+        """Published documents per value of ``kind`` or of a meta key (``field``, ``year``); no value, no entry."""
+        expr = "kind" if key == "kind" else "json_extract(meta, ?)"
+        args = [] if key == "kind" else [f"$.{key}"]
+        rows = self.db.execute(f"SELECT {expr} AS v, COUNT(*) FROM documents d WHERE {VISIBLE} AND v IS NOT NULL "
+                               "AND TRIM(v) != '' GROUP BY v ORDER BY v", args)
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def previous_text(self, chunk_id: str) -> str | None:
+        """The text of the chunk before this one in its document (None for a first chunk or an unknown id)."""
+        r = self.db.execute("SELECT p.text FROM chunks c JOIN chunks p ON p.doc_id = c.doc_id AND p.ord = c.ord - 1 "
+                            "WHERE c.chunk_id=?", (chunk_id,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
+        """Every chunk of a document in order: chunk_id, ord, section, page, text."""
+        rows = self.db.execute("SELECT chunk_id, ord, section, page, text FROM chunks WHERE doc_id=? ORDER BY ord",
+                               (doc_id,))
+        return [dict(r) for r in rows]
 
     def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""
-        where, args = (f"WHERE kind=? AND {VISIBLE}", [kind]) if kind else (f"WHERE {VISIBLE}", [])
+        where, args = (f"WHERE d.kind=? AND {VISIBLE}", [kind]) if kind else (f"WHERE {VISIBLE}", [])
         total = int(self.db.execute(f"SELECT COUNT(*) FROM documents d {where}", args).fetchone()[0])
-        sql = (f"SELECT doc_id, kind, title, source, n_chunks, meta, at FROM documents d "
-               f"{where} AND doc_id > ? ORDER BY doc_id LIMIT ?")
+        sql = (f"SELECT d.doc_id, kind, title, source, n_chunks, meta, at, x.of_doc AS duplicate_of FROM documents d "
+               f"LEFT JOIN duplicates x ON x.doc_id = d.doc_id {where} AND d.doc_id > ? ORDER BY d.doc_id LIMIT ?")
         rows = [dict(r) for r in self.db.execute(sql, [*args, after, limit])]
         for r in rows:
             r["meta"] = json.loads(r["meta"])

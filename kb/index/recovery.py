@@ -92,7 +92,7 @@ def recover(ix: Indexes) -> list[str]:
     kept = {i for d, ids in docs.items() if d not in broken for i in ids}
     orphans = sorted(present - kept)
     if orphans:
-        ix.vectors.delete(orphans)
+        ix.drop_vectors(orphans)
         done.append(f"removed {len(orphans)} vectors that no manifest document names")
     pending = ix.manifest.pending_documents()
     if broken or lexical_behind(ix.manifest, ix.settings.bm25_dir):

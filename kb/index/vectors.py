@@ -1,7 +1,13 @@
-"""Vector store: Chroma behind llama-index's ChromaVectorStore, always fed our own vectors."""
+"""Vector store: a Chroma collection, always fed our own vectors.
+
+Written and queried through chromadb directly: the llama-index layer we used to write through cost 2-3 s
+of imports in every ingest process (measured with -X importtime) and a node object per chunk, for
+metadata nothing of ours reads.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,34 +100,93 @@ def open_collection(path: Path, url: str = "", name: str = COLLECTION) -> Any:
     In both modes the collection gets the refusing embedding function: the HTTP client embeds on
     the client side too, so this is what keeps a server-mode store from fetching a model.
     """
-    # one at a time per process: Chroma shares one client system per path, and two threads creating
-    # it at once (the API's start-up recovery and its first search) break it ("no attribute bindings")
+    client = client_for(path, url)
+    with _OPENING, _reachable(url):
+        return client.get_or_create_collection(
+            name,
+            embedding_function=_refusing_embedding_function(),
+            metadata={"hnsw:space": "cosine"},
+        )
+
+
+# One client per process and store. Chroma shares one "system" (the loaded indexes) per path, and a
+# client that is dropped without close() keeps it alive: each reopen after a write kept another
+# copy of the index and ~20 file handles (measured: +25 MB and +20 fds per write + search cycle).
+_CLIENTS: dict[str, Any] = {}
+_OPENING = threading.RLock()  # two threads creating a client at once break it ("no attribute bindings")
+
+
+def _store_key(path: Path, url: str) -> str:
+    return url or str(path.resolve())
+
+
+def _alive(client: Any) -> bool:
+    """False once someone cleared Chroma's shared-system cache under the client (it would raise KeyError)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    return client._identifier in SharedSystemClient._identifier_to_system
+
+
+def client_for(path: Path, url: str = "") -> Any:
+    """This process's client of the store at ``path`` (or ``url``), created on first use."""
+    key = _store_key(path, url)
     with _OPENING:
-        client = _client(path, url)
-        with _reachable(url):
-            return client.get_or_create_collection(
-                name,
-                embedding_function=_refusing_embedding_function(),
-                metadata={"hnsw:space": "cosine"},
-            )
+        client = _CLIENTS.get(key)
+        if client is None or not _alive(client):
+            client = _CLIENTS[key] = _client(path, url)
+        return client
 
 
-_OPENING = threading.Lock()
+def release(settings: Settings) -> bool:
+    """Close this process's client of the settings' store (its indexes leave memory); the next open reads
+    the store from disk afresh, with what other processes wrote. The caller makes sure no other thread
+    is using it (the API does this holding the writer lock). False if none was open."""
+    with _OPENING:
+        client = _CLIENTS.pop(_store_key(settings.chroma_dir, settings.chroma_url), None)
+    if client is None:
+        return False
+    if _alive(client):
+        client.close()
+    return True
 
 
 def collection_for(settings: Settings) -> Any:
-    """The collection the settings name: KB_CHROMA_URL's server if set, else the one in KB_HOME."""
-    return open_collection(settings.chroma_dir, settings.chroma_url, settings.chroma_collection)
+    """The collection holding the settings' vectors: KB_CHROMA_URL's server if set, else the one in KB_HOME."""
+    return open_collection(settings.chroma_dir, settings.chroma_url, active_name(settings))
+
+
+def pointer_key(settings: Settings) -> str:
+    """The manifest meta key naming the collection that holds KB_CHROMA_COLLECTION's vectors after a compaction."""
+    return f"collection:{settings.chroma_collection}"
+
+
+def active_name(settings: Settings) -> str:
+    """KB_CHROMA_COLLECTION, or the compacted copy that replaced it (kb/index/compact.py), as the manifest says.
+
+    The manifest is the commit point of a compaction as of any write: readers follow its pointer, so a
+    crash leaves either the old collection or the complete new one in use, never a missing one.
+    """
+    if not settings.manifest_path.exists():
+        return settings.chroma_collection
+    db = sqlite3.connect(str(settings.manifest_path), timeout=30)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key=?", (pointer_key(settings),)).fetchone()
+    except sqlite3.Error:  # a manifest from before the meta table, or none yet
+        row = None
+    finally:
+        db.close()
+    return str(row[0]) if row else settings.chroma_collection
 
 
 class VectorStore:
     """Add, delete and query chunk vectors; metadata flattened for Chroma."""
 
     def __init__(self, collection: Any) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
         self._collection = collection
-        self._store = ChromaVectorStore(chroma_collection=collection)
+
+    @property
+    def collection(self) -> Any:
+        return self._collection
 
     def upsert(self, ids: list[str], texts: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         """Add vectors, replacing any with the same id: Chroma's ``add`` keeps an existing id's old metadata.
@@ -129,26 +194,12 @@ class VectorStore:
         The write path upserts a document's new chunks *before* it drops the old ones, so an unchanged
         chunk id of a changed document is never missing from Chroma, even for a moment.
         """
-        from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
-        from llama_index.core.vector_stores.utils import node_to_metadata_dict
-
-        # the source relationship makes llama-index write our doc_id (not None) into its doc_id key
-        nodes = [
-            TextNode(id_=i, text=t, embedding=v.tolist(), metadata=_flat(m),
-                     relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=str(m["doc_id"]))})
-            for i, t, v, m in zip(ids, texts, vectors, metas, strict=True)
-        ]
-        # the same metadata llama-index's ChromaVectorStore.add writes, so its queries read ours alike
-        metadatas = [{k: ("" if v is None else v) for k, v in node_to_metadata_dict(n, remove_text=True).items()}
-                     for n in nodes]
-        for s in range(0, len(nodes), _BATCH):
-            part = nodes[s : s + _BATCH]
+        vecs = np.asarray(vectors, dtype=np.float32)
+        for s in range(0, len(ids), _BATCH):
             with _reachable(""):
-                self._collection.upsert(
-                    ids=[n.node_id for n in part], embeddings=[n.get_embedding() for n in part],
-                    metadatas=metadatas[s : s + _BATCH],
-                    documents=[n.get_content(metadata_mode=MetadataMode.NONE) for n in part],
-                )
+                self._collection.upsert(ids=ids[s : s + _BATCH], embeddings=vecs[s : s + _BATCH],
+                                        metadatas=[_flat(m) for m in metas[s : s + _BATCH]],
+                                        documents=texts[s : s + _BATCH])
 
     def present_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` Chroma holds (fetched by id, not counted)."""
@@ -159,14 +210,14 @@ class VectorStore:
         return out
 
     def delete(self, ids: list[str]) -> None:
-        if ids:
+        for s in range(0, len(ids), _BATCH):
             with _reachable(""):
-                self._store.delete_nodes(node_ids=ids)
+                self._collection.delete(ids=ids[s : s + _BATCH])
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
         """Top-k (chunk id, cosine similarity), optionally restricted by a Chroma ``where``."""
-        # straight to the collection, distances only: through ChromaVectorStore every hit's text and
-        # metadata came back too (measured at 100k chunks: 10-14 ms per query vs 1.5-2.5 ms), and the
+        # distances only: with documents and metadatas included, every hit's text and metadata came back
+        # too (measured at 100k chunks: 10-14 ms per query vs 1.5-2.5 ms), and the
         # Searcher reads those from the manifest anyway. No count() first: Chroma 1.5 returns fewer
         # than k hits by itself, and against a server a count is one more round trip.
         with _reachable(""):
@@ -182,6 +233,20 @@ class VectorStore:
     def ids(self) -> set[str]:
         with _reachable(""):
             return set(self._collection.get(include=[])["ids"])
+
+
+def copy_vectors(src: Any, dst: Any) -> int:
+    """Every vector of collection ``src`` (with its metadata and text) into ``dst``; returns how many."""
+    with _reachable(""):
+        ids = src.get(include=[])["ids"]
+        for s in range(0, len(ids), _BATCH):
+            part = src.get(ids=ids[s : s + _BATCH], include=["embeddings", "metadatas", "documents"])
+            dst.upsert(ids=part["ids"], embeddings=part["embeddings"], metadatas=part["metadatas"],
+                       documents=part["documents"])
+        copied = int(dst.count())
+    if copied != len(ids):
+        raise KBError(f"copying the vector store kept {copied} of {len(ids)} vectors; the original stays in use")
+    return copied
 
 
 def _flat(meta: dict[str, Any]) -> dict[str, Any]:

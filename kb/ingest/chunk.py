@@ -100,15 +100,37 @@ def section_label(doc: Document, section: Section) -> str:
     return SECTION_SEP.join(section.path) if section.path else doc.title
 
 
+_FIELD_NAME = re.compile(r"(?:^|(?<=；))[^：；]{1,40}：")
+
+
+def values_only(text: str) -> str:
+    """A table row's text (``日期：2019-03-01；死亡人数：3``) without its column names (``2019-03-01 3``)."""
+    return " ".join(v for v in _FIELD_NAME.sub("", text).split("；") if v)
+
+
+def embed_text(doc: Document, section: Section, label: str, text: str) -> str:
+    """What both retrievers see: the heading path as context, then the text.
+
+    A lookup row (ids, dates, measurements: Section.lookup) gets its values alone, with no title or column
+    names: its only tokens are its own numbers and codes, so BM25 finds it by an exact value and no
+    free-text question shares a word with it; the dense side embeds the same few values. Eight thousand
+    rows that all said "事故记录：…；死亡人数：…" otherwise outnumbered every passage on those words.
+    """
+    if section.lookup:
+        return values_only(text)
+    # plan headings are self-explanatory; a paper's are not without its title
+    context = label if doc.kind == "plan" or label.startswith(doc.title) else f"{doc.title}{SECTION_SEP}{label}"
+    return f"{context}\n{text}"
+
+
 def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
     """Chunks of a document; the heading path goes into the embedded text as context."""
     chunks: list[Chunk] = []
     for section in doc.sections:
         label = section_label(doc, section)
         for text in pack(section.text, size, overlap):
-            # plan headings are self-explanatory; a paper's are not without its title
-            context = label if doc.kind == "plan" or label == doc.title else f"{doc.title}{SECTION_SEP}{label}"
-            embed_text = f"{context}\n{text}"
-            cid = content_hash(doc.doc_id, str(len(chunks)), embed_text)
-            chunks.append(Chunk(cid, doc.doc_id, len(chunks), text, embed_text, label, section.page))
+            embedded = embed_text(doc, section, label, text)
+            cid = content_hash(doc.doc_id, str(len(chunks)), embedded)
+            chunks.append(Chunk(cid, doc.doc_id, len(chunks), text, embedded, label, section.page,
+                                section.ocr, section.lookup))
     return chunks

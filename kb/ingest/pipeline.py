@@ -22,18 +22,22 @@ from kb.index import bm25_files
 from kb.index.indexes import Indexes, open_indexes, remove_document
 from kb.index.lock import write_lock
 from kb.index.recovery import rebuild_lexical, recover_if_interrupted
+from kb.ingest import guards
 from kb.ingest.chunk import chunk_document
+from kb.ingest.duplicates import DuplicateFinder
 from kb.ingest.files import expand, infer_kind
+from kb.ingest.guards import JobLimits
 from kb.ingest.readers import SUPPORTED, ReadContext, read_file
-from kb.models import FILE_KINDS, KINDS, Chunk, Document, FailedItem, IngestReport, content_hash
+from kb.models import FILE_KINDS, KINDS, Chunk, Document, FailedItem, IngestReport, Replacement, content_hash
 from kb.settings import Settings
 
 __all__ = ["SUPPORTED", "delete", "ingest", "ingest_documents"]
 # bump when reading or chunking changes, so unchanged files are read again (unchanged documents
 # are still skipped by their fingerprint, so only what the new code reads differently is re-embedded)
-PIPELINE_VERSION = "3"  # 3: English text chunked at sentence ends, never inside a word
+PIPELINE_VERSION = "4"  # 3: archive readers (text repair, clauses, lookup rows); 4: English text chunked at sentence ends
 
 Progress = Callable[[Iterable[Any]], Iterable[Any]]
+Notify = Callable[[str], None]  # one line of progress inside a file (OCR pages)
 log = logging.getLogger("kb.ingest")
 
 
@@ -56,16 +60,19 @@ class _Unit:
     docs: list[tuple[Document, list[Chunk]]]  # documents to (re)index, with their chunks
     digest: str | None = None  # the file's hash, recorded at commit (None: not a file)
     gone: list[str] = field(default_factory=list)  # documents the file no longer holds
+    removed: bool = False  # the file itself is gone: forget it too
 
 
 class _Batch:
     """Files read but not written yet; ``flush`` writes them all with one embedding and one Chroma call."""
 
-    def __init__(self, ix: Indexes, gen: int, report: IngestReport) -> None:
-        self.ix, self.gen, self.report = ix, gen, report
+    def __init__(self, ix: Indexes, gen: int, report: IngestReport, notify: Notify | None = None) -> None:
+        self.ix, self.gen, self.report, self.notify = ix, gen, report, notify
         self.units: list[_Unit] = []
         self.owners: dict[str, str] = {}  # doc id -> source key, of documents waiting in this batch
         self.changed = False
+        self.limits = JobLimits()  # none unless the caller sets them (the API's jobs do)
+        self.replace = False  # a record may take an id another source holds (kb ingest --replace)
 
     @property
     def chunks(self) -> int:
@@ -87,7 +94,7 @@ class _Batch:
         except KBError as exc:
             self.report.failed += [FailedItem(path=u.label, error=exc.message) for u in units]
             return
-        self.ix.vectors.delete(stale)
+        self.ix.drop_vectors(stale)
         for u in units:
             self.report.chunks += sum(len(cs) for _, cs in u.docs)
             self.report.ingested += len(u.docs)
@@ -104,15 +111,19 @@ class _Batch:
                               [chunk_meta(d, c.section, c.page) for d, c in pairs])
         stale: list[str] = []
         with ix.manifest:
+            dups = DuplicateFinder(ix.manifest, ix.settings.near_duplicate)
             for u in units:
                 for doc, cs in u.docs:
                     new = {c.chunk_id for c in cs}
                     stale += [i for i in remove_document(ix, doc.doc_id) if i not in new]
                     ix.manifest.put_document(doc, cs, u.source_key, _doc_key(doc, ix.settings), self.gen)
+                    dups.add(doc)
                 for gone in u.gone:
                     stale += remove_document(ix, gone)
                 if u.digest is not None:
                     ix.manifest.set_file(u.source_key, u.digest)
+                elif u.removed:
+                    ix.manifest.forget_file(u.source_key)
             if any(u.docs or u.gone for u in units):
                 ix.manifest.mark_written(self.gen)
         return stale
@@ -132,9 +143,9 @@ def _keep_kind(ix: Indexes, doc: Document, source_key: str) -> None:
         doc.kind = row[0]
 
 
-def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str],
-               report: IngestReport) -> _Unit | None:
+def _read_unit(batch: _Batch, path: Path, kind: str | None) -> _Unit | None:
     """One file read and chunked, ready for the batch; None when it is unchanged since the last ingest."""
+    ix, pending, report = batch.ix, batch.owners, batch.report
     key = str(path.resolve())
     data = path.read_bytes()
     chunking = f"{ix.settings.chunk_size}/{ix.settings.chunk_overlap}"
@@ -142,20 +153,43 @@ def _read_unit(ix: Indexes, path: Path, kind: str | None, pending: dict[str, str
     if ix.manifest.file_hash(key) == digest:
         report.skipped += len(ix.manifest.docs_from(key))
         return None
-    ctx = ReadContext(kind=kind, folder_kind=infer_kind(path), pdf_timeout_s=ix.settings.pdf_timeout_s)
-    docs, row_errors = read_file(path, data, ctx)
+    guards.before_reading(path, len(data), ix.settings)
+    ctx = ReadContext.from_settings(ix.settings, kind=kind, folder_kind=infer_kind(path))
+    docs, row_errors = read_file(path, data, ctx, on_progress=_page_events(path, batch.notify))
+    guards.before_chunking(path.name, docs, ix.settings)
     report.failed.extend(FailedItem(path=str(path), error=e) for e in row_errors)
     unit = _Unit(label=str(path), source_key=key, docs=[], digest=digest)
+    replaced: list[Replacement] = []
     for doc in docs:
         _unique_doc_id(ix, doc, key, pending)
         if kind is None:
             _keep_kind(ix, doc, key)
         if ix.manifest.fingerprint(doc.doc_id) == _doc_key(doc, ix.settings):
             report.skipped += 1
+        elif isinstance(verdict := guards.claim(ix.manifest, doc, key, pending, replace=batch.replace,
+                                                label=str(path)), FailedItem):
+            report.failed.append(verdict)
+            unit.digest = None  # not "unchanged" next time: the same file with --replace must be read again
         else:
+            replaced += [verdict] if verdict else []
             unit.docs.append((doc, chunk_document(doc, ix.settings.chunk_size, ix.settings.chunk_overlap)))
+    guards.after_chunking(path.name, sum(len(cs) for _, cs in unit.docs), ix.settings)
+    report.replaced += replaced
     unit.gone = sorted(set(ix.manifest.docs_from(key)) - {d.doc_id for d in docs})
     return unit
+
+
+def _page_events(path: Path, notify: Notify | None) -> Callable[[dict[str, Any]], None]:
+    """The reader's progress events (one per OCR page) as log lines, and to ``notify``."""
+
+    def event(e: dict[str, Any]) -> None:
+        if e.get("stage") == "ocr":
+            line = f"{path.name}: OCR page {e['page']} ({e['n']}/{e['of']})"
+            log.info(line)
+            if notify is not None:
+                notify(line)
+
+    return event
 
 
 def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
@@ -163,7 +197,10 @@ def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
     try:
         if not path.exists():
             raise NotFoundError(f"{path}: no such file")
-        unit = _read_unit(batch.ix, path, kind, batch.owners, batch.report)
+        batch.limits.check_time(path.name)
+        unit = _read_unit(batch, path, kind)
+        if unit is not None:
+            batch.limits.take(path.name, sum(len(cs) for _, cs in unit.docs))
     except KBError as exc:
         batch.report.failed.append(FailedItem(path=str(path), error=exc.message))
         return
@@ -175,13 +212,13 @@ def _add_file(batch: _Batch, path: Path, kind: str | None) -> None:
 
 
 @contextmanager
-def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
+def _writing(settings: Settings, report: IngestReport, notify: Notify | None = None) -> Iterator[_Batch]:
     """A write batch under the writer lock, after crash recovery; on success it is flushed and published."""
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
             recover_if_interrupted(ix)
-            batch = _Batch(ix, ix.manifest.written_gen() + 1, report)
+            batch = _Batch(ix, ix.manifest.written_gen() + 1, report, notify)
             yield batch
             batch.flush()
             if batch.changed or bm25_files.state(settings.bm25_dir) is None:
@@ -191,15 +228,25 @@ def _writing(settings: Settings, report: IngestReport) -> Iterator[_Batch]:
 
 
 def ingest(paths: Iterable[Path], settings: Settings, kind: str | None = None,
-           progress: Progress | None = None) -> IngestReport:
+           progress: Progress | None = None, remove: Iterable[str] = (),
+           notify: Notify | None = None, *, replace: bool = False, limits: JobLimits | None = None) -> IngestReport:
     """Ingest files and folders; bad files are reported in ``failed`` and the rest go in.
 
-    Takes the writer lock (WriterBusyError at once if another writer holds it).
+    ``remove``: sources (resolved file paths, as the manifest keys them) whose documents leave the
+    index in the same write, one generation with the files (folder sync's deleted files).
+    ``notify`` gets a line per step inside a file (each OCR'd page).
+    ``replace``: a record may take an id that a document of another source holds (listed in ``replaced``);
+    ``limits``: the job's passage and time budget. Takes the writer lock (WriterBusyError at once if
+    another writer holds it).
     """
     if kind is not None and kind not in KINDS:
         raise KBError(f"unknown kind {kind!r}; valid: {', '.join(KINDS)}")
     report = IngestReport()
-    with _writing(settings, report) as batch:
+    with _writing(settings, report, notify) as batch:
+        batch.replace, batch.limits = replace, limits or JobLimits()
+        for key in remove:
+            batch.add(_Unit(label=key, source_key=key, docs=[], gone=batch.ix.manifest.docs_from(key), removed=True))
+        batch.flush()  # removals first: a file moved inside a synced folder keeps its document id
         files = expand(paths)
         for path in progress(files) if progress else files:
             _add_file(batch, path, kind)
@@ -220,8 +267,11 @@ def ingest_documents(docs: list[Document], settings: Settings, source_key: str,
     return report
 
 
-def delete(doc_id: str, settings: Settings) -> int:
-    """Remove a document and its chunks from every index; returns the chunks removed."""
+def delete(doc_id: str, settings: Settings, progress: Progress | None = None) -> int:
+    """Remove a document and its chunks from every index; returns the chunks removed.
+
+    ``progress`` wraps the vector deletes, a thousand at a time (173k of them took a minute).
+    """
     with write_lock(settings.home):
         ix = open_indexes(settings)
         try:
@@ -235,7 +285,9 @@ def delete(doc_id: str, settings: Settings) -> int:
                 if source:
                     ix.manifest.forget_file(source)  # so re-ingesting the file brings the document back
                 ix.manifest.mark_written(gen)
-            ix.vectors.delete(ids)
+            parts = [ids[i : i + 1000] for i in range(0, len(ids), 1000)]
+            for part in progress(parts) if progress else parts:
+                ix.drop_vectors(part)
             rebuild_lexical(ix, gen)
         finally:
             ix.close()

@@ -38,6 +38,32 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+# an English sentence ends at . ! ? (a closing quote or bracket may follow) before a space and a capital, a digit
+# or an opening bracket; "e.g. The", "Fig. 3", "et al. (2019)" and initials are not ends. "Ltd." and "Inc." are:
+# in our papers a company name ends its sentence far more often than it is followed by a capitalised word
+_LATIN_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|al|Fig|Figs|Eq|Eqs|No|Nos|Ref|Refs|Tab|Vol|pp|Dr|Mr|Mrs|Ms|St|"
+                     r"approx|ca|Sect|Ch)\.|\b[A-Z]\.)$")
+
+
+def latin_sentences(text: str) -> list[str]:
+    """English sentences of a passage (text without a Latin sentence end comes back whole)."""
+    out: list[str] = []
+    pos = 0
+    for m in _LATIN_END.finditer(text):
+        if _ABBREV.search(text[pos : m.start()].rstrip("\"')]")):
+            continue
+        out.append(text[pos : m.start()].strip())
+        pos = m.end()
+    out.append(text[pos:].strip())
+    return [s for s in out if s]
+
+
+def sentences(text: str) -> list[str]:
+    """split_sentences, with English sentences also split at . ! ? (for answers: one claim per sentence)."""
+    return [t for s in split_sentences(text) for t in (latin_sentences(s) if _LATIN_END.search(s) else [s])]
+
+
 def fold(text: str) -> str:
     """Fold width and case for matching (NFKC: full-width digits/letters, ³ -> 3)."""
     # Chinese text's full-width punctuation, mapped first as NFKC maps it, leaves most passages already

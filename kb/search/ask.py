@@ -14,9 +14,12 @@ import httpx
 import numpy as np
 
 from kb.errors import KBError
-from kb.lang.text import char_tokens, split_sentences
+from kb.lang.text import char_tokens, sentences
 from kb.models import AskResponse, Citation, SearchHit, content_hash
+from kb.search.answer_text import NOT_FOUND, NOTHING, protect_references, source_note, starts_sentence
+from kb.search.highlight import mark
 from kb.search.hybrid import Searcher, clean_query
+from kb.search.question import Question, figures, has_number, understand
 from kb.settings import Settings
 
 TOP_CHUNKS = 8
@@ -28,7 +31,15 @@ MARGIN = 0.03  # a second or third sentence joins the answer only if this close 
 # best sentences score >= 0.775, off-topic control questions <= 0.77; another model needs recalibrating.
 FOUND_THRESHOLD = 0.78
 CLOSEST = 3  # passages shown when nothing clears the threshold
-NOT_FOUND = "知识库中没有找到足以回答该问题的句子；以下是最接近的段落，请人工核对。"
+# ranking only, never the found threshold: among sentences that answer, one with the figure asked for (or the
+# year named) goes first; small against the 0.03 margin that lets second sentences join
+W_FIGURE = 0.02
+W_YEAR = 0.02
+# the same figures stated by the plan itself and by a paper quoting it: the plan's sentence is cited, if it
+# scores within this of the quote (a quote often echoes the question's words more closely than the source)
+PRIMARY_MARGIN = 0.1
+PRIMARY_KINDS = ("plan",)
+PLAN_HITS = 3  # plan passages added to the candidates of a question after a figure or a year
 # question words carry no answer content: 多少/什么 never appear in the sentence that answers
 QUESTION_WORDS = frozenset("多少 什么 哪些 哪个 哪里 如何 怎么 怎样 是否 几个 几项 为何".split())
 _CITE = re.compile(r"\[(\d+(?:\s*[,，]\s*\d+)*)\]")
@@ -46,9 +57,13 @@ class GenerationError(KBError):
 
 @dataclass(frozen=True)
 class Scored:
-    score: float
+    score: float  # compared with FOUND_THRESHOLD
     text: str
     hit: SearchHit
+    rank: float = 0.0  # score plus the figure/year preference: what picks the answer
+
+    def key(self) -> float:
+        return self.rank or self.score
 
 
 # ---- extractive scoring (pure) -------------------------------------------------------------
@@ -71,31 +86,63 @@ def sentence_score(dense: float, cover: float) -> float:
     return (1 - W_TERMS) * dense + W_TERMS * cover
 
 
-def candidates(hits: list[SearchHit]) -> list[tuple[str, SearchHit]]:
-    """Every distinct sentence of the hits, with the hit it came from (chunk overlap repeats some)."""
+def candidates(hits: list[SearchHit], fragments: frozenset[str] = frozenset()) -> list[tuple[str, SearchHit]]:
+    """Every distinct sentence of the hits, with the hit it came from (chunk overlap repeats some); the first
+    sentence of a hit whose id is in ``fragments`` is the tail of a sentence cut by chunking, and left out."""
     seen: set[str] = set()
     out: list[tuple[str, SearchHit]] = []
     for h in hits:
-        for s in split_sentences(h.text):
-            if len(s) >= MIN_SENTENCE and s not in seen:
+        for n, s in enumerate(sentences(h.text)):
+            if len(s) >= MIN_SENTENCE and s not in seen and not (n == 0 and h.id in fragments):
                 seen.add(s)
                 out.append((s, h))
     return out
 
 
+def preference(q: Question, sentence: str, hit: SearchHit) -> float:
+    """W_FIGURE for a figure when one is asked for, W_YEAR for a year the question names (sentence or passage)."""
+    bonus = W_FIGURE if q.wants_number and has_number(sentence) else 0.0
+    if q.years and any(y in sentence or y in hit.text or y in hit.section for y in q.years):
+        bonus += W_YEAR
+    return bonus
+
+
 def pick(scored: list[Scored], k: int = MAX_SENTENCES, margin: float = MARGIN) -> list[Scored]:
     """The best sentence, plus up to k-1 more scoring within ``margin`` of it."""
-    ranked = sorted(scored, key=lambda s: -s.score)
-    return [s for s in ranked[:k] if s.score >= ranked[0].score - margin] if ranked else []
+    ranked = sorted(scored, key=lambda s: -s.key())
+    return [s for s in ranked[:k] if s.key() >= ranked[0].key() - margin] if ranked else []
 
 
-def cite(hit: SearchHit, text: str) -> Citation:
-    return Citation(doc_id=hit.doc_id, title=hit.title, section=hit.section, page=hit.page, text=text)
+def prefer_primary(best: list[Scored], scored: list[Scored]) -> list[Scored]:
+    """The plan's own sentence instead of a paper's quote of it: same figures, close enough in score."""
+    if not best or best[0].hit.kind in PRIMARY_KINDS or not (figs := figures(best[0].text)):
+        return best
+    same = [s for s in scored if s.hit.kind in PRIMARY_KINDS and figs <= figures(s.text)
+            and s.key() >= best[0].key() - PRIMARY_MARGIN]
+    if not same:
+        return best
+    primary = max(same, key=lambda s: s.key())
+    return [primary, *[s for s in best[1:] if s.text != primary.text]]
 
 
-def numbered(sentences: list[Scored]) -> tuple[str, list[Citation]]:
-    """'sentence[1]sentence[2]': each answer sentence followed by its citation number."""
-    return "".join(f"{s.text}[{n}]" for n, s in enumerate(sentences, start=1)), [cite(s.hit, s.text) for s in sentences]
+def closest(hits: list[SearchHit], scored: list[Scored], k: int = CLOSEST) -> list[SearchHit]:
+    """The k passages holding the best-scoring sentences (the best passage first), for a not-found answer."""
+    best: dict[str, float] = {}
+    for s in scored:
+        best[s.hit.id] = max(best.get(s.hit.id, -1.0), s.key())
+    return sorted(hits, key=lambda h: -best.get(h.id, -1.0))[:k]
+
+
+def cite(hit: SearchHit, text: str, highlight_for: str = "") -> Citation:
+    return Citation(doc_id=hit.doc_id, title=hit.title, section=hit.section, page=hit.page, text=text,
+                    chunk_id=hit.id, highlighted=mark(text, highlight_for) if highlight_for else "")
+
+
+def numbered(chosen: list[Scored], highlight_for: str = "") -> tuple[str, list[Citation]]:
+    """'sentence[1]sentence[2]': each answer sentence followed by its citation number (a source's own
+    reference marks turned full-width first, so every ASCII [n] is ours)."""
+    answer = "".join(f"{protect_references(s.text)}[{n}]" for n, s in enumerate(chosen, start=1))
+    return answer, [cite(s.hit, s.text, highlight_for) for s in chosen]
 
 
 # ---- generation (HTTP at the edge, parsing pure) -------------------------------------------
@@ -118,7 +165,8 @@ def renumber(answer: str, passages: list[Citation]) -> tuple[str, list[Citation]
 
 
 def prompt(question: str, passages: list[Citation]) -> list[dict[str, str]]:
-    numbered_passages = "\n\n".join(f"[{n}] {p.title} — {p.section}\n{p.text}" for n, p in enumerate(passages, start=1))
+    numbered_passages = "\n\n".join(f"[{n}] {p.title} — {p.section}\n{protect_references(p.text)}"
+                                      for n, p in enumerate(passages, start=1))
     system = ("你是沁水县科技局的煤层气知识库助手。只根据给出的编号资料回答，用中文，简洁准确；"
               "每句话后用 [编号] 标注依据的资料；资料中没有答案时直接说明“资料中没有答案”。")
     return [{"role": "system", "content": system},
@@ -172,30 +220,62 @@ class Asker:
                 _SENT_CACHE[k] = v / (np.linalg.norm(v) or 1.0)
         return np.stack([_SENT_CACHE[k] for k in keys])
 
-    def score(self, question: str, hits: list[SearchHit]) -> list[Scored]:
-        """Every candidate sentence scored against the question."""
-        cands = candidates(hits)
+    def score(self, question: str | Question, hits: list[SearchHit]) -> list[Scored]:
+        """Every candidate sentence scored against the question: the best over its wordings, plus the preference."""
+        q = question if isinstance(question, Question) else understand(question)
+        cands = candidates(hits, self._fragments(hits))
         if not cands:
             return []
-        qv = self.searcher.embedder.queries([question])[0]
+        qvs = self.searcher.embedder.queries(list(q.wordings))
+        qvs = qvs / np.maximum(np.linalg.norm(qvs, axis=1, keepdims=True), 1e-12)
         # a sentence alone ("达到100%") lacks its topic: embed it under its heading path
-        dense = self._sentence_vectors([f"{h.section}\n{s}" for s, h in cands]) @ (qv / (np.linalg.norm(qv) or 1.0))
-        qt = question_terms(question)
-        return [Scored(sentence_score(float(d), coverage(qt, s)), s, h) for (s, h), d in zip(cands, dense, strict=True)]
+        dense = self._sentence_vectors([f"{h.section}\n{s}" for s, h in cands]) @ qvs.T
+        terms = [question_terms(w) for w in q.wordings]
+        out = []
+        for (s, h), row in zip(cands, dense, strict=True):
+            best = max(sentence_score(float(d), coverage(t, s)) for d, t in zip(row, terms, strict=True))
+            out.append(Scored(best, s, h, best + preference(q, s, h)))
+        return out
+
+    def _fragments(self, hits: list[SearchHit]) -> frozenset[str]:
+        """Ids of hits whose text starts inside a sentence (the tail of one cut by chunking)."""
+        out = set()
+        for h in hits:
+            first = (getattr(h, "chunk_ids", None) or [h.id])[0]
+            if not starts_sentence(self.searcher.manifest.previous_text(first), h.text):
+                out.add(h.id)
+        return frozenset(out)
+
+    def _hits(self, q: Question, top_k: int) -> list[SearchHit]:
+        """Hits of every wording of the question, merged (each passage once, in order of first appearance); for a
+        question after a figure or a year, the plan's best passages too (the source others quote)."""
+        lists = [self.searcher.search(w, top_k=top_k).hits for w in q.wordings]
+        if q.wants_number or q.years:
+            lists.append(self.searcher.search(q.wordings[0], top_k=PLAN_HITS, filters={"kind": "plan"}).hits)
+        merged: dict[str, SearchHit] = {}
+        for hits in lists:
+            for h in hits:
+                merged.setdefault(h.id, h)
+        return list(merged.values())
 
     def ask(self, question: str, top_k: int = TOP_CHUNKS) -> AskResponse:
         """An answer with citations; ``found`` is false (with the closest passages) below the threshold."""
-        q = clean_query(question)
-        hits = self.searcher.search(q, top_k=top_k).hits
-        best = pick(self.score(q, hits))
+        q = understand(clean_query(question))
+        words = " ".join(q.wordings)
+        hits = self._hits(q, top_k)
+        scored = self.score(q, hits)
+        best = pick(scored)
         found = bool(best) and best[0].score >= FOUND_THRESHOLD
         if found:
-            answer, citations = numbered(best)
+            answer, citations = numbered(prefer_primary(best, scored), words)
+        elif hits:
+            answer, citations = NOT_FOUND[q.language], [cite(h, h.text, words) for h in closest(hits, scored)]
         else:
-            answer, citations = NOT_FOUND, [cite(h, h.text) for h in hits[:CLOSEST]]
-        resp = AskResponse(question=question, answer=answer, found=found, citations=citations)
+            answer, citations = NOTHING[q.language], []
+        resp = AskResponse(question=question, answer=answer, found=found, citations=citations, language=q.language,
+                           notes=source_note(q.language, [c.text for c in citations]))
         if self.settings.llm_base_url and self.settings.llm_model and hits:
-            return self._generated(resp, q, hits)
+            return self._generated(resp, q.text, hits)
         return resp
 
     def _generated(self, extractive: AskResponse, question: str, hits: list[SearchHit]) -> AskResponse:
@@ -203,7 +283,8 @@ class Asker:
             answer, cited = generate(self.settings, question, [cite(h, h.text) for h in hits])
         except GenerationError as exc:
             return extractive.model_copy(update={"warnings": [f"{exc.message}；已改用抽取式答案"]})
-        return AskResponse(question=extractive.question, answer=answer, found=True, citations=cited)
+        return AskResponse(question=extractive.question, answer=answer, found=True, citations=cited,
+                           language=extractive.language, notes=extractive.notes)
 
     def close(self) -> None:
         self.searcher.close()

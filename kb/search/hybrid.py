@@ -16,6 +16,7 @@ from kb.lang import cedict
 from kb.lang.glossary import translations
 from kb.models import SearchHit, SearchResponse
 from kb.search.calibrate import bundled, calibrated
+from kb.search.collapse import collapse_duplicates
 from kb.search.filters import validate
 from kb.search.fuse import Fused, fuse
 from kb.search.highlight import mark
@@ -125,10 +126,13 @@ class Searcher:
         fused = self.ranked(prepared, method)
         # rows of every candidate, so chunks not yet published are dropped before the cut, never after it
         rows = self.manifest.chunk_rows([f.id for f in fused])
-        units = cap_per_document(build_units(fused, rows, max_chars=self.settings.unit_max_chars), self.settings.per_document)
+        twin = {r["doc_id"]: r.get("duplicate_of") or r["doc_id"] for r in rows.values()}
+        units = cap_per_document(build_units(fused, rows, lambda d: twin.get(d, d), self.settings.unit_max_chars),
+                                 self.settings.per_document, group=lambda d: twin.get(d, d))
         floor = self.settings.min_relevance if min_relevance is None else min_relevance
         found = bool(units) and (not self._absolute(method) or units[0].score >= floor)
-        hits = [self._hit(u, prepared.text) for u in units[:top_k]] if found else []
+        # spares for passages collapsed as near-duplicates of a linked copy
+        hits = collapse_duplicates([self._hit(u, prepared.text) for u in units[: 2 * top_k]])[:top_k] if found else []
         took = (time.perf_counter() - start) * 1000
         return SearchResponse(query=query, took_ms=round(took, 1), hits=hits, found=found)
 
@@ -153,6 +157,7 @@ class Searcher:
             dense_score=None if dense is None else round(dense, 4),
             bm25_score=None if bm25 is None else round(bm25, 4),
             chunk_ids=[r["chunk_id"] for _, r in sorted(unit.rows.items())],
+            ocr=bool(row.get("ocr")), duplicate_of=row.get("duplicate_of"),
         )
 
     def close(self) -> None:

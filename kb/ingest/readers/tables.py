@@ -1,20 +1,28 @@
-"""Tabular inputs (CSV, XLSX, JSONL): one Document per row — project lists and need/result records."""
+"""Tabular inputs (CSV, XLSX, XLS, JSONL): one Document per row — project lists and need/result records.
+
+Every table is capped by rows and cells (KB_TABLE_MAX_ROWS, KB_TABLE_MAX_CELLS); headers are detected,
+not assumed (grid.py).
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 from pathlib import Path
 from typing import Any
 
 from kb.errors import ExtractionError, RecordError
+from kb.ingest.readers.context import ReadContext
+from kb.ingest.readers.grid import is_lookup_row, named_rows
 from kb.ingest.readers.text import decode_text
 from kb.ingest.readers.zipcheck import check_zip
 from kb.lang.text import normalize
 from kb.models import KINDS, Document, Section
 
-TABLE_EXT = (".csv", ".xlsx", ".jsonl")
+TABLE_EXT = (".csv", ".tsv", ".xlsx", ".xls", ".jsonl")
+csv.field_size_limit(64 << 20)  # a long report in one cell is text to chunk, not a malformed file
 RECORD_KINDS = ("need", "result")
 _TITLE_KEYS = ("title", "name", "名称", "项目名称", "标题")
 _KEYWORD_SPLIT = str.maketrans({"，": ",", "、": ",", "；": ",", ";": ","})
@@ -27,52 +35,55 @@ def _cell(v: Any) -> str:
         return str(int(v))
     if isinstance(v, list):
         return ",".join(_cell(x) for x in v)
+    if isinstance(v, datetime.datetime):
+        return v.strftime("%Y-%m-%d") if v.time() == datetime.time() else v.isoformat(sep=" ")
     return normalize(str(v))
 
 
-def read_rows(path: Path, data: bytes) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows as dicts keyed by header, plus per-row parse errors (for JSONL lines)."""
-    ext = path.suffix.lower()
-    if ext == ".csv":
-        return _csv_rows(decode_text(data, path.name), path.name), []
-    if ext == ".xlsx":
-        return _xlsx_rows(data, path.name), []
-    rows: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for n, line in enumerate(decode_text(data, path.name).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            obj["_row"] = n
-            rows.append(obj)
-        except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
-            errors.append(f"{path.name} line {n}: invalid JSON ({str(exc)[:200]})")
-    return rows, errors
+class _Caps:
+    """Counts rows and cells as they are read; past a limit the file fails (KB_TABLE_MAX_ROWS / _CELLS)."""
+
+    def __init__(self, name: str, ctx: ReadContext) -> None:
+        self.name, self.ctx, self.rows, self.cells = name, ctx, 0, 0
+
+    def add(self, row: list[str]) -> list[str]:
+        self.rows += 1
+        self.cells += len(row)
+        if self.rows > self.ctx.table_max_rows:
+            raise ExtractionError(f"{self.name}: more than {self.ctx.table_max_rows} rows (KB_TABLE_MAX_ROWS); "
+                                  "split the table or raise the limit")
+        if self.cells > self.ctx.table_max_cells:
+            raise ExtractionError(f"{self.name}: more than {self.ctx.table_max_cells} cells (KB_TABLE_MAX_CELLS); "
+                                  "split the table or raise the limit")
+        return row
 
 
-def _csv_rows(text: str, name: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
+Grid = list[list[str]]
+
+
+def _csv_grid(data: bytes, name: str, caps: _Caps) -> Grid:
+    text = decode_text(data, name)
     try:
-        return list(reader)
-    except csv.Error as exc:  # e.g. a field over csv's 128 KiB limit: the file, not the batch, fails
+        dialect: Any = csv.Sniffer().sniff(text[:8192], delimiters=",\t;|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        return [caps.add([_cell(c) for c in row]) for row in reader]
+    except csv.Error as exc:  # a malformed quote, a field over the size limit: the file, not the batch, fails
         raise ExtractionError(f"{name}: malformed CSV after line {reader.line_num} ({exc})") from None
 
 
-def _xlsx_rows(data: bytes, name: str) -> list[dict[str, Any]]:
+def _xlsx_grids(data: bytes, name: str, caps: _Caps) -> list[Grid]:
     import openpyxl
 
-    check_zip(data, name, ".xlsx")  # sizes from the zip directory, before openpyxl inflates anything
+    check_zip(data, name, ".xlsx", caps.ctx.zip_member_mb)  # sizes from the zip directory, before inflating
     try:  # rows are parsed lazily in read-only mode, so broken sheet XML fails inside the loop
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             if not wb.worksheets:
                 raise ExtractionError(f"{name}: the workbook has no worksheet")
-            it = wb.worksheets[0].iter_rows(values_only=True)
-            header = [_cell(h) for h in next(it, ())]
-            return [dict(zip(header, r, strict=False)) for r in it if any(c is not None for c in r)]
+            return [[caps.add([_cell(c) for c in r]) for r in ws.iter_rows(values_only=True)] for ws in wb.worksheets]
         finally:
             wb.close()
     except ExtractionError:
@@ -81,10 +92,71 @@ def _xlsx_rows(data: bytes, name: str) -> list[dict[str, Any]]:
         raise ExtractionError(f"{name}: not a readable .xlsx file ({exc.__class__.__name__})") from exc
 
 
-def _row_label(path: Path, row: dict[str, Any], n: int) -> str:
-    """'file line N' for JSONL, 'file row N' (header = row 1) for CSV/XLSX, plus the id if any."""
-    where = f"line {row['_row']}" if "_row" in row else f"row {n}"
-    return f"{path.name} {where}" + (f" (id {_cell(row['id'])})" if _cell(row.get("id")) else "")
+def _xls_grids(data: bytes, name: str, caps: _Caps) -> list[Grid]:
+    """Excel 97-2003 sheets through xlrd (dates by their cell type; catdoc's xls2csv garbles Chinese)."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True)
+    except Exception as exc:  # xlrd raises XLRDError, CompDocError, struct errors on broken files
+        raise ExtractionError(f"{name}: not a readable .xls file ({exc.__class__.__name__})") from exc
+    grids = []
+    for sheet in book.sheets():
+        grid = []
+        for i in range(sheet.nrows):
+            row = [xlrd.xldate_as_datetime(c.value, book.datemode) if c.ctype == xlrd.XL_CELL_DATE else c.value
+                   for c in sheet.row(i)]
+            grid.append(caps.add([_cell(v) for v in row]))
+        grids.append(grid)
+    return grids
+
+
+def _jsonl_rows(data: bytes, name: str, caps: _Caps) -> tuple[list[dict[str, Any]], list[str]]:
+    rows: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for n, line in enumerate(decode_text(data, name).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            caps.add(list(obj))
+            obj["_where"] = f"line {n}"
+            rows.append(obj)
+        except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+            errors.append(f"{name} line {n}: invalid JSON ({str(exc)[:200]})")
+    return rows, errors
+
+
+def read_rows(path: Path, data: bytes, ctx: ReadContext | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows as dicts keyed by column name (headers detected, see grid.py), plus per-row parse errors.
+
+    Each row carries ``_where`` (its place in the file, for messages) and, for grids, ``_lookup``
+    (a row of numbers and ids, see ``grid.is_lookup_row``).
+    """
+    ext, caps = path.suffix.lower(), _Caps(path.name, ctx or ReadContext())
+    if ext == ".jsonl":
+        return _jsonl_rows(data, path.name, caps)
+    grids = [_csv_grid(data, path.name, caps)] if ext in (".csv", ".tsv") else \
+        _xlsx_grids(data, path.name, caps) if ext == ".xlsx" else _xls_grids(data, path.name, caps)
+    rows: list[dict[str, Any]] = []
+    for k, grid in enumerate(g for g in grids if any(any(r) for r in g)):
+        names, body = named_rows(grid)
+        sheet = f"sheet {k + 1} " if k else ""
+        for n, cells in body:
+            row: dict[str, Any] = dict(zip(names, cells, strict=False))
+            row.update(_where=f"{sheet}row {n}", _sheet=k, _lookup=is_lookup_row(cells))
+            rows.append(row)
+    return rows, []
+
+
+_PRIVATE = ("_where", "_sheet", "_lookup")  # bookkeeping keys of a row, never data
+
+
+def _row_label(path: Path, row: dict[str, Any]) -> str:
+    """'file line N' for JSONL, 'file row N' (the file's own row number) for CSV/XLSX/XLS, plus the id if any."""
+    return f"{path.name} {row['_where']}" + (f" (id {_cell(row['id'])})" if _cell(row.get("id")) else "")
 
 
 def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> Document:
@@ -92,7 +164,8 @@ def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> 
     missing = [k for k in ("id", "title", "description") if not _cell(row.get(k))]
     if missing:
         raise RecordError(f"{label}: missing {', '.join(missing)}")
-    meta: dict[str, Any] = {k: _cell(v) for k, v in row.items() if k not in ("id", "title", "description", "kind", "_row")}
+    meta: dict[str, Any] = {k: _cell(v) for k, v in row.items()
+                            if k not in ("id", "title", "description", "kind", *_PRIVATE)}
     trl = row.get("trl")
     if trl not in (None, ""):
         try:
@@ -113,27 +186,36 @@ def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> 
 
 
 def project_document(row: dict[str, Any], stem: str, n: int, source: str) -> Document:
-    """A project-list row: header names carried into the text and the metadata."""
-    cells = {k: _cell(v) for k, v in row.items() if k and k != "_row" and _cell(v)}
-    doc_id = cells.get("id") or f"{stem}-{n}"
-    title = next((cells[k] for k in _TITLE_KEYS if cells.get(k)), None)
+    """A table row (a project list's, or any table's): header names carried into the text and the metadata.
+
+    A row of numbers and ids (``_lookup``) is titled by its place in the table and flagged, so it is found
+    by an exact value but does not compete with prose for free-text questions (kb/ingest/chunk.py).
+    """
+    cells = {k: _cell(v) for k, v in row.items() if k and k not in _PRIVATE and _cell(v)}
+    sheet = int(row.get("_sheet") or 0)
+    doc_id = cells.get("id") or (f"{stem}-{n}" if not sheet else f"{stem}-s{sheet + 1}-{n}")
+    lookup = bool(row.get("_lookup"))
+    title = None if lookup else next((cells[k] for k in _TITLE_KEYS if cells.get(k)), None)
+    if lookup:
+        title = f"{stem} {row['_where']}"
     title = title or next((v for k, v in cells.items() if k != "id"), doc_id)
     text = "；".join(f"{k}：{v}" for k, v in cells.items() if k not in ("id", "kind"))
-    return Document(doc_id, "project", title, source, [Section(text)], cells)
+    return Document(doc_id, "project", title, source, [Section(text, lookup=lookup)], cells)
 
 
-def table_documents(
-    path: Path, data: bytes, kind: str | None, default_kind: str | None = None
-) -> tuple[list[Document], list[str]]:
+def table_documents(path: Path, data: bytes, ctx: ReadContext) -> tuple[list[Document], list[str]]:
     """Documents from a table file, plus a message for every rejected row (the rest go in).
 
-    The kind is ``kind`` if given, else the row's ``kind`` column, else ``default_kind``, else project.
+    The kind is ``--kind`` if given, else the row's ``kind`` column, else the folder's, else project.
     """
-    rows, errors = read_rows(path, data)
+    rows, errors = read_rows(path, data, ctx)
     docs: list[Document] = []
-    for n, row in enumerate(rows, start=1):
-        label = _row_label(path, row, n + 1)
-        row_kind = kind or _cell(row.get("kind")) or default_kind or "project"
+    counters: dict[int, int] = {}
+    for row in rows:
+        label = _row_label(path, row)
+        sheet = int(row.get("_sheet") or 0)
+        counters[sheet] = n = counters.get(sheet, 0) + 1
+        row_kind = ctx.kind or _cell(row.get("kind")) or ctx.folder_kind or "project"
         try:
             if row_kind in RECORD_KINDS:
                 docs.append(record_document(row, row_kind, path.name, label))

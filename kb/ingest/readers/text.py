@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import codecs
 
+import charset_normalizer
+
 from kb.errors import ExtractionError
 from kb.ingest.plan import guess_title, parse_structure
+from kb.lang.repair import garbage_share
 from kb.models import Section
 
 TEXT_EXT = (".txt", ".md", ".markdown")
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """Decode text: UTF-8 (with or without BOM), UTF-16 (by BOM or by its NUL bytes), then GB18030.
+    """Decode text: UTF-8 (with or without BOM), UTF-16 (by BOM or by its NUL bytes), GB18030 (GBK, GB2312),
+    then whatever charset-normalizer detects (Big5, Shift-JIS, cp1252 ...).
 
     A few stray NUL bytes are dropped later by ``normalize``; many, and not UTF-16, mean a binary file.
     """
@@ -26,10 +30,16 @@ def decode_text(data: bytes, name: str) -> str:
         raise ExtractionError(f"{name}: binary data ({nuls} NUL bytes), not a text file")
     for enc in encodings:
         try:
-            return data.decode(enc)
+            text = data.decode(enc)
         except UnicodeDecodeError:
             continue
-    raise ExtractionError(f"{name}: cannot decode text (tried UTF-8, UTF-8-BOM, UTF-16, GB18030)")
+        if enc != "gb18030" or garbage_share(text) < 0.02:
+            return text
+        break  # GB18030 decodes almost any bytes: text in odd blocks means another legacy encoding
+    guess = charset_normalizer.from_bytes(data).best()
+    if guess is not None and garbage_share(str(guess)) < 0.15:
+        return str(guess)
+    raise ExtractionError(f"{name}: cannot decode text (tried UTF-8, UTF-8-BOM, UTF-16, GB18030, detection)")
 
 
 def _bomless_utf16(data: bytes, nuls: int) -> str | None:

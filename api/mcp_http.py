@@ -1,0 +1,69 @@
+"""The MCP server over streamable HTTP at /mcp, behind the API's keys and rate limit.
+
+Stateless, JSON responses: every request stands alone, so it works with ``--workers`` (no session
+lives in one process) and answers as fast as a REST call. The tools run on the app's search worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from api.auth import read_access
+from api.errors import APIError, error_response
+from api.uploads import original_name
+from kb.integrations.mcp_server import KBServer, build_server
+
+PATH = "/mcp"
+
+
+def _source_name(source: str) -> str:
+    return original_name(source) or Path(source).name
+
+
+class MCPEndpoint:
+    """The ASGI endpoint: the key check (as for every read), then the SDK's transport of this lifespan."""
+
+    def __init__(self, server: KBServer) -> None:
+        self.server = server
+        self._transport: StreamableHTTPASGIApp | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """One session manager per app lifespan (the SDK's can run only once)."""
+        # no DNS-rebinding check: the endpoint takes the same keys as the REST API, which has none either,
+        # and the SDK's default would refuse every Host but 127.0.0.1 / localhost
+        self.server.streamable_http_app(stateless_http=True, json_response=True,
+                                        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        manager = self.server.session_manager
+        async with manager.run():
+            self._transport = StreamableHTTPASGIApp(manager)
+            try:
+                yield
+            finally:
+                self._transport = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            read_access(Request(scope))
+        except APIError as exc:
+            await error_response(exc.status, exc.code, exc.message, exc.headers)(scope, receive, send)
+            return
+        if self._transport is None:
+            await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
+            return
+        await self._transport(scope, receive, send)
+
+
+def mount(app: FastAPI) -> MCPEndpoint:
+    """Add POST/GET/DELETE /mcp to ``app``; run ``endpoint.running()`` in the app's lifespan."""
+    endpoint = MCPEndpoint(build_server(app.state.settings, app.state.search, source_name=_source_name))
+    app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    return endpoint

@@ -1,0 +1,31 @@
+"""The MCP server over stdio, for desktop agents (Claude Desktop, Cherry Studio, Cursor ...)."""
+
+from __future__ import annotations
+
+import click
+
+from kb.cli.common import settings
+
+
+@click.command("mcp")
+def mcp() -> None:
+    """Serve the knowledge base to an MCP client over stdin/stdout.
+
+    Tools: search, ask, match, get_document; one resource per document
+    (kb://documents/DOC_ID). The client starts this command itself; see
+    docs/INTEGRATIONS.md for its configuration. `kb serve` offers the same
+    server over HTTP at /mcp.
+    """
+    import os
+
+    from kb.integrations.mcp_server import LocalRunner, build_server
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kb serve: idle model threads sleep
+    runner = LocalRunner(settings())
+    try:
+        build_server(runner.settings, runner).run("stdio")
+    finally:
+        runner.close()
+
+
+COMMANDS = [mcp]
