@@ -44,9 +44,9 @@ def plain_index(settings: Settings) -> Settings:
     return s
 
 
-def pools(settings: Settings, pairs: dict[str, set[str]]) -> Pools:
+def pools(settings: Settings, pairs: dict[str, set[str]], thesaurus: bool = True) -> Pools:
     """Per labelled need: its right results and every result scored (raw parts)."""
-    m = Matcher(settings)
+    m = Matcher(settings, thesaurus=thesaurus)
     needs, results, weights = m.records("need"), m.records("result"), m.weights()
     out = [(n, rel, m.candidates(needs[n], results, weights)) for n, rel in sorted(pairs.items()) if n in needs]
     m.close()
@@ -81,6 +81,11 @@ def fit(data: Pools, unanswerable: float) -> tuple[np.ndarray, tuple[float, floa
     x = np.vstack([views(pool) for _, _, pool in with_rel])
     y = np.concatenate([[c.cand.doc_id in rel for c in pool] for _, rel, pool in with_rel]).astype(float)
     w = LogisticRegression(C=1.0, max_iter=1000).fit(x, y).coef_[0]
+    # a similarity view may only add evidence: one fitted below zero (collinear with another) is left out
+    keep = w > 0
+    if not keep.all():
+        w = np.zeros(len(w))
+        w[keep] = LogisticRegression(C=1.0, max_iter=1000).fit(x[:, keep], y).coef_[0]
     rows, ys, ws = [], [], []
     for pools_, share in ((with_rel, 1.0), (removed(with_rel), unanswerable)):
         for _, rel, pool in pools_:
@@ -120,6 +125,15 @@ def judge(data: Pools, w: np.ndarray, abc: tuple[float, float, float]) -> dict[s
             "needs_without_result": without, "strong_when_none_exists": f"{strong_none}/{without}", "wrong_top1": wrong}
 
 
+def judge_raw(data: Pools) -> dict[str, float]:
+    """top-1 / top-3 by the combined score alone (the ranking before calibration: semantic x 0.7 + terms x 0.3,
+    no pool standardisation), over needs with a right result."""
+    with_rel = [(pool, rel) for _, rel, pool in data if rel]
+    top = [[x.cand.doc_id for x in sorted(pool, key=lambda x: (-x.raw, x.cand.doc_id))[:3]] for pool, _ in with_rel]
+    return {"top1": round(sum(t[0] in rel for t, (_, rel) in zip(top, with_rel, strict=True)) / len(top), 3),
+            "top3": round(sum(bool(set(t) & rel) for t, (_, rel) in zip(top, with_rel, strict=True)) / len(top), 3)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--write", action="store_true", help="store the fit in kb/resources/match_calibration.json")
@@ -131,12 +145,19 @@ def main() -> None:
     out = {"view_weights": dict(zip(VIEWS, np.round(w, 4).tolist(), strict=True)), "platt": [round(v, 4) for v in abc],
            "labelled (fitted on)": judge(labelled, w, abc),
            "labelled, right results removed": judge(removed(labelled), w, abc),
-           "problem-language set": judge(plain, w, abc)}
+           "problem-language set": judge(plain, w, abc),
+           "problem-language set, combined score only (before calibration)": judge_raw(plain)}
     for name, views_used in (("without the thesaurus view", ("title", "description", "terms")),
                              ("title + description only", ("title", "description"))):
         keep = np.array([v in views_used for v in VIEWS])
         wv = np.where(keep, w, 0.0)
         out[f"problem-language set, {name} (same fit, other views zeroed)"] = judge(plain, wv, abc)
+    # the thesaurus ablation: results not expanded at all, the calibration fitted again without it
+    bare = pools(build_index(ROOT / "eval" / "cbm", ROOT / "corpus", settings, None), load_pairs(PAIRS), thesaurus=False)
+    bare_plain = pools(plain_index(settings), load_pairs(str(PLAIN / "pairs.jsonl")), thesaurus=False)
+    wb, abcb = fit(bare, UNANSWERABLE)
+    out["problem-language set, no thesaurus expansion (fitted again without it)"] = judge(bare_plain, wb, abcb)
+    out["labelled, no thesaurus expansion"] = judge(bare, wb, abcb)
     print(json.dumps(out, ensure_ascii=False, indent=1))
     if args.write:
         data = {"views": list(VIEWS), "weights": [round(float(v), 6) for v in w], "a": round(abc[0], 6),

@@ -106,10 +106,14 @@ def _fill_signals(cs: CandidateSet, eval_settings: Settings) -> None:
         searcher.close()
 
 
+def cache_path(eval_settings: Settings, queries_path: Path) -> Path:
+    return eval_settings.home / f"candidates-{_key(eval_settings, queries_path)}.json.gz"
+
+
 def cached(eval_settings: Settings, queries_path: Path, progress: Callable[[Iterable[Any]], Iterable[Any]] = iter,
            ) -> CandidateSet:
     """The candidate set of a dataset's queries over its (already built) eval index, from disk when cached."""
-    path = eval_settings.home / f"candidates-{_key(eval_settings, queries_path)}.json.gz"
+    path = cache_path(eval_settings, queries_path)
     if path.exists():
         cs = _load(path)
         if any(it.signals is None for it in cs.items):  # cached before signals existed: add them only

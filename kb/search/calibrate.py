@@ -88,6 +88,8 @@ class Model:
     bias: float
 
     def logits(self, cols: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros(0)  # a query without candidates has no columns either
         out = np.full(n, self.bias)
         for f, w in zip(self.features, self.weights, strict=True):
             out += w * cols[f]

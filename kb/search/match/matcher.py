@@ -71,11 +71,12 @@ class Filters:
 class Matcher:
     """Scores needs against results (and back) with the Searcher's manifest and embedder."""
 
-    def __init__(self, settings: Settings, searcher: Searcher | None = None) -> None:
+    def __init__(self, settings: Settings, searcher: Searcher | None = None, *, thesaurus: bool = True) -> None:
         self.searcher = searcher or Searcher(settings)
+        self.thesaurus = thesaurus  # off: results are not expanded with the problems they solve (evaluation)
 
     def records(self, kind: str) -> dict[str, Record]:
-        return load_records(self.searcher.manifest, kind)
+        return load_records(self.searcher.manifest, kind, self.thesaurus)
 
     def _vectors(self, texts: list[str], side: str) -> np.ndarray:
         """Unit vectors for texts, embedded once per process (keyed by model, side and content)."""

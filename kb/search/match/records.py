@@ -50,17 +50,17 @@ def join_chunks(texts: Iterable[str]) -> str:
     return "".join(s if s[-1:] in "。！？；!?;" else s + "\n" for s in out).strip()
 
 
-def expanded(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any]) -> Record:
+def expanded(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any], thesaurus: bool = True) -> Record:
     """A record; a result is expanded with the problems its named technologies solve (thesaurus)."""
-    problems = problems_solved(f"{title} {meta.get('keywords') or ''}", body) if kind == "result" else []
+    problems = problems_solved(f"{title} {meta.get('keywords') or ''}", body) if kind == "result" and thesaurus else []
     return Record(doc_id, kind, title, body, meta, tuple(problems))
 
 
-def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
-    """Every record of a kind from the manifest, in id order."""
+def load_records(manifest: Manifest, kind: str, thesaurus: bool = True) -> dict[str, Record]:
+    """Every record of a kind from the manifest, in id order (results expanded by the thesaurus unless told)."""
     parts: dict[str, tuple[str, str, list[str]]] = {}
     for doc_id, title, meta, text in manifest.kind_chunks(kind):
         parts.setdefault(doc_id, (title, meta, []))[2].append(text)
-    return {i: expanded(i, kind, t, join_chunks(chunks), json.loads(m)) for i, (t, m, chunks) in parts.items()}
+    return {i: expanded(i, kind, t, join_chunks(chunks), json.loads(m), thesaurus) for i, (t, m, chunks) in parts.items()}
 
 
