@@ -86,7 +86,7 @@ export async function loadNeeds() {
   select.replaceChildren(...options);
 }
 
-const REASON_ICONS = { terms: "术语", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
+const REASON_ICONS = { terms: "术语", problems: "解决的问题", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
 
 function matchCard(m, n) {
   const reasons = m.reasons || [];
@@ -99,7 +99,7 @@ function matchCard(m, n) {
       m.field ? el("span", {}, m.field) : null,
       m.trl !== null && m.trl !== undefined ? el("span", {}, `TRL ${m.trl}`) : null,
       m.region ? el("span", {}, m.region) : null,
-      el("span", {}, `匹配度 ${m.score.toFixed(3)}`),
+      el("span", { class: m.strong ? "strong" : "weak" }, `匹配度 ${m.score.toFixed(3)}${m.strong ? "" : "（把握不大）"}`),
       docLink(m.doc_id, null, null)),
     el("ul", { class: "reasons" }, ...reasons.map((r) =>
       el("li", { class: `reason reason-${r.type}` }, el("b", {}, `${REASON_ICONS[r.type] || r.type}：`), r.text))),
@@ -117,8 +117,11 @@ $("match-form").addEventListener("submit", async (ev) => {
     const res = await api("/match", { method: "POST", body: needId ? { need_id: needId, top_k: 5 } : { text, top_k: 5 } });
     const items = res.matches;
     const what = res.query.title ? `「${res.query.title}」` : "您描述的问题";
-    setSummary("match-summary", items.length ? `为${what}找到 ${items.length} 项可能合适的技术成果` : "暂时没有合适的成果。",
-               items.length ? "" : "empty");
+    let note;
+    if (!items.length) note = "暂时没有合适的成果。";
+    else if (res.strong_match) note = `为${what}找到 ${items.length} 项可能合适的技术成果`;
+    else note = `暂无把握较大的匹配：下面 ${items.length} 项与${what}最接近，但都不太像能解决它，请核实或换个说法描述。`;
+    setSummary("match-summary", note, items.length && res.strong_match ? "" : "empty");
     $("match-results").replaceChildren(...items.map((m, i) => matchCard(m, i + 1)));
   } catch (err) {
     setSummary("match-summary", err.message, "error");
