@@ -211,3 +211,16 @@ def test_batch_export(cli_home: Path, tmp_path: Path, suffix: str) -> None:
 def test_export_refuses_other_formats(cli_home: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["match", "--all-needs", "--out", str(tmp_path / "m.json")])
     assert r.exit_code == 2 and "must end in .xlsx or .csv" in r.stderr
+
+
+def test_calibrated_score_when_one_candidate_stands_out_and_when_none_does(matcher: Matcher) -> None:
+    """The score is a probability against the whole pool: a need that names one result's problem gets a strong
+    match well ahead of the rest; a request no result addresses gets "no strong match", however its best
+    candidate's raw similarity compares."""
+    clear = matcher.match(text="排采时煤粉大量产出卡泵埋泵，想控制井底流压降速、防卡泵，延长检泵周期", top_k=3)
+    assert clear.strong_match and clear.matches[0].doc_id == "T-R1" and clear.matches[0].strong
+    assert clear.matches[0].score >= 0.5 > clear.matches[1].score and not clear.matches[1].strong
+    assert clear.matches[0].parts["lead"] > 0 > clear.matches[1].parts["lead"]
+    none = matcher.match(text="单位年会想请一个乐队，预算两万元左右", top_k=3)
+    assert not none.strong_match and not any(m.strong for m in none.matches)
+    assert all(m.score < 0.5 for m in none.matches)

@@ -65,16 +65,30 @@ def semantic(title_sim: float, desc_sim: float, problem_sim: float | None = None
     return (W_TITLE * title_sim + W_DESC * desc_sim + w_problem * problem_sim) / (W_TITLE + W_DESC + w_problem)
 
 
+Z_CLIP = 10.0  # standard deviations: beyond this a candidate stands out; more says nothing new
+SD_FLOOR = 1e-3  # similarity units: a pool whose other candidates all score alike is not infinitely sure
+
+
 def standardised(raw: Sequence[float | None], skip_none: bool = False) -> list[float]:
-    """Each score as standard deviations above the pool's mean: cosines of one model sit in a narrow band
-    (0.89-0.91 for every candidate of a need), so only a score's distance from the rest carries meaning.
-    A missing score (``skip_none``) sits at the mean (0)."""
+    """Each score as standard deviations above the *other* candidates' mean (leave-one-out), clipped to
+    +-Z_CLIP: cosines of one model sit in a narrow band (0.89-0.91 for every candidate of a need), so only a
+    score's distance from the rest carries meaning, and leaving the candidate out keeps that distance
+    independent of the pool's size (a plain z-score cannot pass sqrt(n - 1)). A missing score
+    (``skip_none``) sits at the mean (0)."""
     known = [x for x in raw if x is not None]
-    if len(known) < 2:
+    n = len(known)
+    if n < 3:
         return [0.0] * len(raw)
-    mean = sum(known) / len(known)
-    sd = max(math.sqrt(sum((x - mean) ** 2 for x in known) / len(known)), 1e-6)
-    return [0.0 if x is None else (x - mean) / sd for x in raw]
+    total, squares = sum(known), sum(x * x for x in known)
+    out = []
+    for x in raw:
+        if x is None:
+            out.append(0.0)
+            continue
+        mean = (total - x) / (n - 1)
+        sd = math.sqrt(max((squares - x * x) / (n - 1) - mean * mean, 0.0))
+        out.append(max(-Z_CLIP, min(Z_CLIP, (x - mean) / max(sd, SD_FLOOR))))
+    return out
 
 
 def combine(sem: float, lex: float, adjust: float) -> float:
