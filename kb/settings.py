@@ -83,9 +83,9 @@ class Settings(BaseSettings):
     min_relevance: float = Field(default=0.1, ge=0.0, le=1.0,
                                  description="a search whose best hit is less likely relevant than this returns no "
                                              "hits and found=false (calibrated fusion only; 0 = always return hits)")
-    per_document: int = Field(default=3, ge=0, le=1000,
-                              description="hits of one document before every other document's next hit "
-                                          "(the rest move below; 0 = no cap)")
+    per_document: int = Field(default=5, ge=0, le=1000,
+                              description="hits of one document in each ten places of the ranking; the rest "
+                                          "move below, nothing is dropped (0 = no cap)")
     unit_min_chars: int = Field(default=150, ge=0, le=10000,
                                 description="a hit shorter than this is shown with its neighbouring chunks of "
                                             "the same section (small-to-big)")
