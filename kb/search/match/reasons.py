@@ -12,7 +12,7 @@ from kb.search.match.scoring import FIELD_BONUS, W_TERMS, highlight
 
 _PAREN = re.compile(r"[（(][^）)]*[）)]")
 
-_ROLE = {"need": "需求", "result": "成果"}
+_ROLE = {"need": "需求", "result": "成果", "expert": "专家团队"}
 
 
 def _area(region: str) -> str:

@@ -1,0 +1,22 @@
+"""Which match scores count as strong, and the plain rating an official reads (高/中/低).
+
+One place for the threshold, so calibrated scores (the ranking work) replace it here and every user of it
+(alerts, unmet needs, the rating on the card and the sheet) follows. Values measured on the labelled pairs
+of eval/cbm with the bundled model (docs/MARKET.md, "Thresholds").
+"""
+
+from __future__ import annotations
+
+STRONG = 0.62  # at or above: a candidate worth an officer's call (alerts, unmet needs)
+HIGH = 0.70  # at or above: 高
+RATINGS = ("高", "中", "低")
+
+
+def strong_enough(score: float) -> bool:
+    """Whether a match score is above the threshold for a strong match."""
+    return score >= STRONG
+
+
+def rating(score: float) -> str:
+    """高 / 中 / 低 from a match score."""
+    return "高" if score >= HIGH else "中" if strong_enough(score) else "低"
