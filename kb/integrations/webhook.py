@@ -56,13 +56,14 @@ def deliver(url: str, payload: dict[str, Any], *, retries: int, timeout: float,
     return False
 
 
-def notify_new(settings: Settings, since: float, matcher: Matcher | None = None) -> dict[str, Any]:
+def notify_new(settings: Settings, since: float, matcher: Matcher | None = None,
+               threshold: float | None = None) -> dict[str, Any]:
     """Send the notices of records stored after ``since`` that were not sent before; what was sent."""
     own = matcher is None
     m = matcher or Matcher(settings)
     try:
         with PairStore(settings.market_path) as store:
-            fresh = [n for n in notices(new_arrivals(m, store, since)) if n["key"] not in store.sent([str(n["key"])])]
+            fresh = [n for n in notices(new_arrivals(m, store, since, threshold)) if n["key"] not in store.sent([str(n["key"])])]
             if not fresh or not settings.webhook_url:
                 return {"sent": 0, "pending": len(fresh)}
             payload = {"event": "new_arrivals", "since": since, "notices": fresh}

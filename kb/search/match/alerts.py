@@ -32,24 +32,26 @@ class NewArrivals(BaseModel):
     items: list[NewArrival]
 
 
-def _strong(matcher: Matcher, store: PairStore, kind: str, doc_id: str) -> list[Match]:
+def _strong(matcher: Matcher, store: PairStore, kind: str, doc_id: str, threshold: float | None) -> list[Match]:
     """Strong matches of one record, minus closed needs and pairs marked 不合适."""
     if kind == "need":
         res = suggest(matcher, mode="need", value=doc_id, to="all", top_k=PER_RECORD, skip=store.rejected(doc_id))
-        return [m for m in res.matches if strong_enough(m.score)]
+        return [m for m in res.matches if strong_enough(m.score, threshold)]
     closed = store.signed_needs()
     res = suggest(matcher, mode=kind, value=doc_id, top_k=PER_RECORD)
-    return [m for m in res.matches if strong_enough(m.score) and m.doc_id not in closed
+    return [m for m in res.matches if strong_enough(m.score, threshold) and m.doc_id not in closed
             and doc_id not in store.rejected(m.doc_id)]
 
 
-def new_arrivals(matcher: Matcher, store: PairStore, since: float) -> NewArrivals:
-    """Every need, result or expert stored after ``since`` (Unix time) with its strong matches."""
+def new_arrivals(matcher: Matcher, store: PairStore, since: float, threshold: float | None = None) -> NewArrivals:
+    """Every need, result or expert stored after ``since`` (Unix time) with its strong matches (scores at or
+    above ``threshold``, by default the strong-match threshold)."""
     manifest = matcher.searcher.manifest
     titles = {k: matcher.records(k) for k in ALERT_KINDS}
-    items = [NewArrival(doc_id=i, kind=k, title=titles[k][i].title, at=at, matches=_strong(matcher, store, k, i))
+    items = [NewArrival(doc_id=i, kind=k, title=titles[k][i].title, at=at,
+                        matches=_strong(matcher, store, k, i, threshold))
              for i, k, at in manifest.changed_since(ALERT_KINDS, since) if i in titles[k]]
-    return NewArrivals(since=since, threshold=STRONG, items=items)
+    return NewArrivals(since=since, threshold=STRONG if threshold is None else threshold, items=items)
 
 
 def notices(arrivals: NewArrivals) -> list[dict[str, object]]:

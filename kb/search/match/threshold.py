@@ -12,9 +12,9 @@ HIGH = 0.70  # at or above: 高
 RATINGS = ("高", "中", "低")
 
 
-def strong_enough(score: float) -> bool:
-    """Whether a match score is above the threshold for a strong match."""
-    return score >= STRONG
+def strong_enough(score: float, threshold: float | None = None) -> bool:
+    """Whether a match score is above the threshold for a strong match (``threshold`` overrides it)."""
+    return score >= (STRONG if threshold is None else threshold)
 
 
 def rating(score: float) -> str:
