@@ -203,7 +203,7 @@ def test_batch_export(cli_home: Path, tmp_path: Path, suffix: str) -> None:
     assert tuple(rows[0]) == EXPORT_HEADERS
     assert len(rows) == 1 + 4 * 2
     first = rows[1]
-    assert [first[0], str(first[2]), first[3]] == ["T-N1", "1", "T-R1"] and "煤粉" in first[-1]
+    assert [first[0], str(first[2]), first[3]] == ["T-N1", "1", "T-R1"] and "煤粉" in first[EXPORT_HEADERS.index("匹配理由")]
     assert [row[0] for row in rows[1:]] == ["T-N1", "T-N1", "T-N2", "T-N2", "T-N3", "T-N3", "T-N4", "T-N4"]
 
 
