@@ -287,3 +287,24 @@ def test_unmet_needs_grouped_and_exported(home: Path, tmp_path: Path) -> None:
     r = client.get("/needs/unmet", headers={"Accept": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
     assert r.status_code == 200 and r.content[:2] == b"PK"
     assert client.get("/needs/unmet").json()["unmet"] == len(unmet)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("山西沁水盆地", "山西晋城", True),  # 沁水 is part of 晋城: the basin spans the city
+    ("山西沁水盆地（郑庄区块）", "山西沁水县", True),
+    ("山西沁水盆地南部", "山西长治", True),
+    ("鄂尔多斯盆地东南缘（陕西延川南）", "山西沁水盆地", False),  # two basins: different geology
+    ("山西阳泉", "山西晋城", False),
+    ("贵州六盘水", "山西沁水县", False),
+])
+def test_region_check_uses_the_division_hierarchy(a: str, b: str, same: bool) -> None:
+    from kb.search.match import same_area
+
+    assert same_area(a, b) is same and same_area(b, a) is same
+
+
+def test_only_domain_terms_are_shown_as_shared_terms() -> None:
+    from kb.search.match.vocab import domain_term
+
+    assert [w for w in ("便于", "多口", "常规", "孔卡", "频繁", "一个") if domain_term(w)] == []
+    assert all(domain_term(w) for w in ("钻具", "煤粉", "煤泥", "修井", "井筒", "压差", "地层", "排采", "瓦斯", "检泵"))

@@ -145,7 +145,8 @@ def _print_matches(res: MatchResponse) -> None:
         click.echo("（没有符合条件的匹配）")
     for n, m in enumerate(res.matches, start=1):
         org = f"（{m.org}）" if m.org else ""
-        click.echo(f"\n{n}. {WHAT.get(m.kind, m.kind)} {m.doc_id} {m.title}{org}  评级 {m.rating}  得分 {m.score:.3f}")
+        kind = f"  [{WHAT.get(m.kind, m.kind)}]" if q.target == "all" else ""
+        click.echo(f"\n{n}. {m.doc_id} {m.title}{org}{kind}  评级 {m.rating}  得分 {m.score:.3f}")
         for r in m.reasons:
             click.echo(f"   · {r.text}")
 
