@@ -101,7 +101,7 @@ function matchCard(m, n, needId, pair) {
       el("span", { class: "badge" }, KIND_NAMES[m.kind] || m.kind),
       m.rating ? el("span", { class: `rating rating-${RATING_CLASS[m.rating] || "low"}` }, `匹配度 ${m.rating}`) : null,
       el("span", {}, m.doc_id),
-      m.org ? el("span", { class: "org" }, m.org) : null,
+      m.org ? el("span", { class: "org" }, `单位：${m.org}`) : null,
       m.field ? el("span", {}, m.field) : null,
       m.trl !== null && m.trl !== undefined ? el("span", {}, `TRL ${m.trl}`) : null,
       m.region ? el("span", {}, m.region) : null,
