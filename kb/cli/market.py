@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kb.cli import remote
 from kb.cli.common import emit, progress, settings
 from kb.models import MatchResponse
+
+if TYPE_CHECKING:  # imported inside the command: `kb match` against a running server loads no model code
+    from kb.index.pairs import PairStore
+    from kb.search.match import Filters, Matcher
 
 
 def parse_time(value: str) -> float:
@@ -90,7 +95,8 @@ def match(need_id: str | None, result_id: str | None, expert_id: str | None, tex
             _show(suggest(matcher, mode=mode, value=value, to=to, top_k=top_k, filters=flt, skip=skip), as_json)
 
 
-def _batch(matcher, store, top_k, flt, to, out, quiet, as_json) -> None:  # type: ignore[no-untyped-def]
+def _batch(matcher: Matcher, store: PairStore, top_k: int, flt: Filters, to: str, out: Path, quiet: bool,
+           as_json: bool) -> None:
     from kb.search.match import export_rows, write_table
     from kb.search.match.pairing import statuses, suggest_all
 
@@ -103,7 +109,7 @@ def _batch(matcher, store, top_k, flt, to, out, quiet, as_json) -> None:  # type
         click.echo(f"已写出 {len(pairs)} 条需求的 {len(rows)} 行匹配结果到 {out}")
 
 
-def _new_arrivals(matcher, store, since: float, notify: bool, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def _new_arrivals(matcher: Matcher, store: PairStore, since: float, notify: bool, as_json: bool) -> None:
     from kb.search.match.alerts import new_arrivals
 
     res = new_arrivals(matcher, store, since)
