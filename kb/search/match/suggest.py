@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from kb.errors import BadInputError, NotFoundError
+from kb.errors import BadInputError
 from kb.models import Match, MatchQuery, MatchResponse
 from kb.search.match.experts import expert_reasons
 from kb.search.match.matcher import Filters, Matcher
 from kb.search.match.records import Record
 from kb.search.match.threshold import rating
-from kb.search.query import clean_query
 
 TARGETS = ("result", "expert", "all")
 MODES = ("need", "result", "expert", "text")
@@ -28,16 +27,6 @@ def target_kinds(mode: str, to: str) -> tuple[str, ...]:
     if mode in ("result", "expert"):
         return ("need",)
     return ("result", "expert") if to == "all" else (to,)
-
-
-def query_record(matcher: Matcher, mode: str, value: str) -> Record:
-    """The record a query stands for (free text becomes a record without an id)."""
-    if mode == "text":
-        return Record("", "text", "", clean_query(value))
-    rec = matcher.records(mode).get(value.strip())
-    if rec is None:
-        raise NotFoundError(f"no {mode} with id {value!r} in the index")
-    return rec
 
 
 def decorate(m: Match, cand: Record) -> Match:
@@ -60,7 +49,7 @@ def suggest(matcher: Matcher, *, mode: str, value: str, to: str = "result", top_
         raise BadInputError("top_k must be between 1 and 1000")
     flt = (filters or Filters()).check()
     kinds = target_kinds(mode, to)
-    query = query_record(matcher, mode, value)
+    query = matcher.query(mode, value)
     weights = matcher.weights()
     matches: list[Match] = []
     for kind in kinds:
