@@ -8,6 +8,7 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import tempfile
 from pathlib import Path
@@ -62,17 +63,38 @@ def expert_accuracy(matcher: Matcher) -> dict[str, Any]:
     return {"needs": n, "top1": round(top1 / n, 3), "top3": round(top3 / n, 3), "misses": misses}
 
 
-def threshold_check(matcher: Matcher) -> dict[str, Any]:
-    """Scores of labelled need→result pairs vs the other top-5 candidates; how the thresholds split them."""
-    pairs = load_pairs(PAIRS)
+def _scores(matcher: Matcher, pairs: dict[str, set[str]], k: int = 10) -> tuple[list[float], list[float]]:
+    """Scores of each labelled need's top-k results: (relevant ones, the others)."""
     pos, neg = [], []
     for need_id, relevant in pairs.items():
-        for m in suggest(matcher, mode="need", value=need_id, top_k=5).matches:
+        for m in suggest(matcher, mode="need", value=need_id, top_k=k).matches:
             (pos if m.doc_id in relevant else neg).append(m.score)
-    share = lambda xs, t: round(sum(x >= t for x in xs) / max(len(xs), 1), 3)  # noqa: E731
-    return {"relevant_in_top5": len(pos), "others_in_top5": len(neg),
-            "strong": {"threshold": STRONG, "relevant_above": share(pos, STRONG), "others_above": share(neg, STRONG)},
-            "high": {"threshold": HIGH, "relevant_above": share(pos, HIGH), "others_above": share(neg, HIGH)}}
+    return pos, neg
+
+
+def _share(xs: list[float], t: float) -> float:
+    return round(sum(x >= t for x in xs) / max(len(xs), 1), 3)
+
+
+def _youden(pos: list[float], neg: list[float]) -> float:
+    """The threshold (0.600-0.750 by 0.005) with the largest share of relevant above minus share of others above."""
+    grid = [round(0.6 + 0.005 * i, 3) for i in range(31)]
+    return max(grid, key=lambda t: (_share(pos, t) - _share(neg, t), -t))
+
+
+def threshold_check(matcher: Matcher) -> dict[str, Any]:
+    """How the thresholds split each labelled need's top 10 results, pooled and leaving each labelled set out."""
+    sets = {Path(f).stem: _scores(matcher, load_pairs(f)) for f in sorted(glob.glob(PAIRS))}
+    pos = [x for p, _ in sets.values() for x in p]
+    neg = [x for _, n in sets.values() for x in n]
+    out: dict[str, Any] = {"relevant": len(pos), "others": len(neg), "pooled_best": _youden(pos, neg)}
+    for name, t in (("strong", STRONG), ("high", HIGH)):
+        out[name] = {"threshold": t, "relevant_above": _share(pos, t), "others_above": _share(neg, t)}
+    for held, (hp, hn) in sets.items():
+        t = _youden([x for k, (p, _) in sets.items() if k != held for x in p],
+                    [x for k, (_, n) in sets.items() if k != held for x in n])
+        out[f"held_out_{held}"] = {"chosen": t, "relevant_above": _share(hp, t), "others_above": _share(hn, t)}
+    return out
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ of eval/cbm with the bundled model (docs/MARKET.md, "Thresholds").
 
 from __future__ import annotations
 
-# Pooled over both labelled sets, 0.66 maximises TPR - FPR (relevant results in a need's top 10 above it: 96%,
-# others: 15%); 0.69 keeps 59% of relevant and 0.6% of others. Left out in turn, the two sets pick 0.66 and
-# 0.685: today's scores are not calibrated across sets, hence one place to swap in calibrated ones.
+# python -m eval.expert_eval: over both labelled sets (each need's top 10 results), 0.66 keeps 96% of relevant
+# results and 15% of others, 0.69 keeps 60% and 0.6%. Left out in turn, the sets pick 0.655 and 0.67 (the
+# pooled best is 0.665): today's scores are not calibrated across sets, hence one place to swap in calibrated ones.
 STRONG = 0.66  # at or above: a candidate worth an officer's call (alerts, unmet needs)
 HIGH = 0.69  # at or above: 高
 RATINGS = ("高", "中", "低")
