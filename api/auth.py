@@ -81,5 +81,30 @@ def write_access(request: Request) -> str:
     return _check(request, write=True)
 
 
+def key_name(request: Request) -> str:
+    """The name of the caller's API key, kept with each pair status change: the ``name`` of a ``name:role:key``
+    entry of KB_API_KEYS, else ``key<n>`` (its place in the list); ``anonymous`` without a key (dev mode)."""
+    settings: Settings = request.app.state.settings
+    given = presented_key(request)
+    if given is None:
+        return "anonymous"
+    for n, entry in enumerate(settings.api_key_list, start=1):
+        parts = entry.split(":", 2)
+        name, secret = (parts[0], parts[2]) if len(parts) == 3 else (f"key{n}", entry)
+        if hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
+            return name
+    return "anonymous"
+
+
+def bureau_access(request: Request) -> str:
+    """Match records (对接记录): a valid key whenever keys are configured, even where reads are public; the key's
+    name, for the history."""
+    _check(request, write=False)
+    if request.app.state.settings.api_key_list and presented_key(request) is None:
+        raise UnauthorizedError("an API key is required: send X-API-Key or Authorization: Bearer")
+    return key_name(request)
+
+
 ReadAccess = Annotated[str, Depends(read_access)]
+BureauAccess = Annotated[str, Depends(bureau_access)]
 WriteAccess = Annotated[str, Depends(write_access)]

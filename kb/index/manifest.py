@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import Chunk, Document, DuplicateLink, Stats
+from kb.models import CONTACT_KEY, Chunk, Document, DuplicateLink, Stats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +35,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc_ord ON chunks(doc_id, ord);
 CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicates (
   doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (doc_id TEXT PRIMARY KEY, contact TEXT NOT NULL);
 """
 PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
 VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
@@ -152,12 +153,19 @@ class Manifest:
 
     def put_document(self, doc: Document, chunks: list[Chunk], source_key: str, fingerprint: str,
                      gen: int = 0) -> None:
-        """Record a document under the file it came from (``source_key``, a resolved path)."""
+        """Record a document under the file it came from (``source_key``, a resolved path).
+
+        Its contact details go to their own table, never into ``meta``, which search, ask and match show."""
+        meta = {k: v for k, v in doc.meta.items() if k != CONTACT_KEY}
+        contact = str(doc.meta.get(CONTACT_KEY) or "").strip()
+        self.db.execute("DELETE FROM contacts WHERE doc_id=?", (doc.doc_id,))
+        if contact:
+            self.db.execute("INSERT INTO contacts VALUES (?, ?)", (doc.doc_id, contact))
         self.db.execute(
             "INSERT OR REPLACE INTO documents (doc_id, kind, title, source, fingerprint, n_chunks, meta, at, gen) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.kind, doc.title, source_key, fingerprint, len(chunks),
-             json.dumps(doc.meta, ensure_ascii=False), time.time(), gen),
+             json.dumps(meta, ensure_ascii=False), time.time(), gen),
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ord, text, embed_text, section, page, ocr, lookup) "
@@ -171,6 +179,19 @@ class Manifest:
         self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM minhash WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM duplicates WHERE doc_id=? OR of_doc=?", (doc_id, doc_id))
+        self.db.execute("DELETE FROM contacts WHERE doc_id=?", (doc_id,))
+
+    def contact(self, doc_id: str) -> str | None:
+        """A record's contact details (for the record endpoint, to a caller allowed to see them)."""
+        row = self.db.execute("SELECT contact FROM contacts WHERE doc_id=?", (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def changed_since(self, kinds: tuple[str, ...], since: float) -> list[tuple[str, str, float]]:
+        """(doc_id, kind, time) of published documents of these kinds stored (new or changed) after ``since``."""
+        q = ",".join("?" * len(kinds))
+        rows = self.db.execute(f"SELECT doc_id, kind, at FROM documents d WHERE kind IN ({q}) AND at > ? "
+                               f"AND {VISIBLE} ORDER BY at, doc_id", (*kinds, since))
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     # ---- near-duplicates (kb/ingest/duplicates.py) -----------------------------------------------
 

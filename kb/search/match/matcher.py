@@ -34,6 +34,7 @@ from kb.search.match.scoring import (
     term_overlap,
     terms,
 )
+from kb.search.match.threshold import strong_enough
 from kb.search.query import clean_query
 from kb.settings import Settings
 
@@ -101,14 +102,15 @@ class Matcher:
             raise BadInputError("top_k must be between 1 and 1000")
         mode, value = given[0]
         flt = (filters or Filters()).check()
-        query = self._query(mode, value)
+        query = self.query(mode, value)
         cands = self.records(TARGET[mode])
         matches = self.rank(query, cands, flt, top_k, self.weights())
         q = MatchQuery(mode=mode, id=None if mode == "text" else value, title=query.title or None,
                        text=query.text.strip(), target=TARGET[mode], top_k=top_k, **asdict(flt))
         return MatchResponse(query=q, matches=matches, strong_match=bool(matches) and matches[0].strong)
 
-    def _query(self, mode: str, value: str) -> Record:
+    def query(self, mode: str, value: str) -> Record:
+        """The record a query stands for: a need, result or expert by id, or free text (a record without an id)."""
         if mode == "text":
             return Record("", "text", "", clean_query(value))
         rec = self.records(mode).get(value.strip())
@@ -177,7 +179,7 @@ class Matcher:
             reasons.insert(1, problems_reason(c.problems))
         return Match(doc_id=c.doc_id, title=c.title, kind=c.kind, score=round(s.probability, 4), reasons=reasons, text=c.body,
                      parts={k: v for k, v in parts.items() if v is not None}, field=c.get("field") or None, trl=c.trl,
-                     region=c.get("region") or None, strong=s.probability >= match_calibration().strong)
+                     region=c.get("region") or None, strong=strong_enough(s.probability))
 
     def match_all_needs(self, top_k: int, filters: Filters | None = None,
                         progress: Callable[[Iterable[Record]], Iterable[Record]] = iter,
