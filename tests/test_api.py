@@ -412,6 +412,7 @@ def test_match_a_need_with_reasons(market: TestClient) -> None:
     assert (body["query"]["mode"], body["query"]["id"], body["query"]["target"]) == ("need", "N101", "result")
     top = body["matches"][0]
     assert top["doc_id"] == "R101" and top["kind"] == "result" and len(body["matches"]) == 3
+    assert body["strong_match"] is top["strong"]  # the response says whether its best match is a strong one
     assert [r["type"] for r in top["reasons"]] == ["terms", "problems", "field", "trl", "region", "score"]
     assert top["reasons"][2]["text"] == "领域一致：储运液化"
 
