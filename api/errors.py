@@ -25,7 +25,8 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 _WHEN = {400: "bad query, filter, cursor or request body", 401: "missing or invalid API key",
-         403: "writes are disabled on this server", 404: "no such document, job, need or result",
+         403: "writes are disabled on this server, or the key's role may not do this",
+         404: "no such document, job, need or result",
          406: "the Accept header allows none of the offered types",
          409: "the index is busy with another write, or was built with another model",
          413: "request body larger than KB_MAX_UPLOAD_MB, or more files than KB_MAX_UPLOAD_FILES",
@@ -69,6 +70,13 @@ class UnauthorizedError(APIError):
 
 class WritesDisabledError(APIError):
     code = "writes_disabled"
+    status = 403
+
+
+class ForbiddenError(APIError):
+    """A valid key whose role may not do this (a reader's or the bureau's key writing)."""
+
+    code = "forbidden"
     status = 403
 
 

