@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
@@ -39,6 +39,7 @@ _WHEN = {400: "bad query, filter, cursor or request body", 401: "missing or inva
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    fields: dict[str, str] | None = Field(None, description="422 invalid_record only: what is wrong with each field")
 
 
 class ErrorBody(BaseModel):
@@ -130,8 +131,12 @@ def without_paths(text: str, settings: Settings | None = None) -> str:
     return _ABS_PATH.sub(lambda m: m.group(1), text)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   fields: dict[str, str] | None = None) -> JSONResponse:
+    detail: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        detail["fields"] = fields
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -147,7 +152,7 @@ async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         log.error("%s: %s", exc.code, exc.message)
     message = without_paths(exc.message, request.app.state.settings)
-    return error_response(exc.status, exc.code, message, getattr(exc, "headers", None))
+    return error_response(exc.status, exc.code, message, getattr(exc, "headers", None), getattr(exc, "fields", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     api_keys: str = Field(default="", description="comma-separated API keys, each `name:role:key` (role reader, bureau "
                                                   "or admin) or a bare `key` (role admin), sent as X-API-Key or "
                                                   "Authorization: Bearer")
+    record_fields: str = Field(
+        default="煤层气开发,煤层气钻完井,储层改造,排采,勘探监测,瓦斯抽采,瓦斯利用,储运液化,煤层气化工,装备制造,智能煤矿,"
+                "新材料,新能源,节能环保,现代农业",
+        description="fields (领域) a need or result entered by form may name, comma-separated")
     public_read: bool = Field(default=True, description="reads (search, documents, jobs) need no key when true")
     allow_writes: bool = Field(default=True, description="uploads and deletes through the API are enabled")
     dev: bool = Field(default=False, description="development mode: writes without a key (kb serve --dev)")
@@ -228,6 +232,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.key for k in parse_api_keys(self.api_keys)]
+
+    @property
+    def record_field_list(self) -> list[str]:
+        return [f.strip() for f in self.record_fields.split(",") if f.strip()]
 
     @property
     def api_key_entries(self) -> list[ApiKey]:

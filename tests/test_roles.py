@@ -56,6 +56,8 @@ RECORD_ROUTES: dict[tuple[str, str], list[tuple[str, str, dict[str, Any] | None,
                                           ("GET", "/documents/R-INT-902", {"q": WORD}, {})],
     ("GET", "/facets"): [("GET", "/facets", None, {})],
     ("GET", "/stats"): [("GET", "/stats", None, {})],
+    ("GET", "/records/{doc_id}"): [("GET", "/records/N-INT-901", None, {})],
+    ("GET", "/records/{doc_id}/versions"): [("GET", "/records/R-INT-902/versions", None, {})],
     ("POST", "/retrieval"): [("POST", "/retrieval", {"knowledge_id": "all", "query": WORD}, {})],
     ("POST", "/dify/retrieval"): [("POST", "/dify/retrieval", {"knowledge_id": "result", "query": WORD}, {})],
     ("POST", "/mcp"): [("POST", "/mcp", _tool("search", query=WORD, top_k=10), MCP_ACCEPT),
@@ -68,6 +70,7 @@ RECORD_ROUTES: dict[tuple[str, str], list[tuple[str, str, dict[str, Any] | None,
 # routes that return no record text, and why; a reader's answers are still checked for the secrets
 NO_RECORD_TEXT: dict[tuple[str, str], str] = {
     ("GET", "/health"): "counts and the model name",
+    ("GET", "/records/form"): "the fields of the record form",
     ("GET", "/sync/last"): "file names of the last folder sync",
     ("GET", "/jobs/{job_id}"): "a job's status; job ids are random and handed only to the admin who wrote",
     ("GET", "/mcp"): "the MCP stream endpoint: stateless, it answers only POSTs", ("HEAD", "/mcp"): "as GET /mcp",
@@ -79,6 +82,8 @@ NO_RECORD_TEXT: dict[tuple[str, str], str] = {
 WRITE_ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("POST", "/documents"): ("POST", "/documents", None),
     ("DELETE", "/documents/{doc_id:path}"): ("DELETE", "/documents/N101", None),
+    ("POST", "/records"): ("POST", "/records", {**SECRET_NEED, "id": "N-NEW-1"}),
+    ("PUT", "/records/{doc_id}"): ("PUT", "/records/N101", {**SECRET_NEED, "id": None}),
 }
 
 
@@ -95,7 +100,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(home: Path) -> Iterator[TestClient]:
+    """The service over ``home``, where an admin has edited the internal result once (so it has a version)."""
     with make_client(home, api_keys=KEYS) as c:
+        edit = {k: v for k, v in SECRET_RESULT.items() if k not in ("id", "kind")} | {"field": "瓦斯抽采"}
+        resp = c.put("/records/R-INT-902", json=edit, headers={"X-API-Key": ADMIN})
+        assert resp.status_code == 200 and resp.json()["version"] == 1, resp.text
         yield c
 
 
@@ -169,12 +178,12 @@ def test_internal_records_by_id_are_not_found_for_a_reader(client: TestClient) -
 
 @pytest.mark.parametrize("route", sorted(WRITE_ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 def test_writes_need_an_admin_key(client: TestClient, route: tuple[str, str]) -> None:
-    method, path, _ = WRITE_ROUTES[route]
-    files = {"files": ("x.txt", b"text", "text/plain")} if method == "POST" else None
+    method, path, body = WRITE_ROUTES[route]
+    files = {"files": ("x.txt", b"text", "text/plain")} if path == "/documents" and method == "POST" else None
     for key in (READER, BUREAU):
-        resp = client.request(method, path, files=files, headers={"X-API-Key": key})
+        resp = client.request(method, path, files=files, json=body, headers={"X-API-Key": key})
         assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden", resp.text
-    assert client.request(method, path, files=files).status_code == 401
+    assert client.request(method, path, files=files, json=body).status_code == 401
 
 
 def test_api_key_entries_name_a_role_and_a_bare_key_stays_admin() -> None:
@@ -193,3 +202,56 @@ def test_a_bare_key_still_writes(home: Path) -> None:
         resp = c.post("/documents", files={"files": ("x.exe", b"MZ", "application/octet-stream")},
                       headers={"X-API-Key": "old-key-123"})
         assert resp.status_code not in (401, 403), resp.text  # let in as a writer (the file type is another matter)
+
+
+def test_visibility_column_values_and_a_change_of_visibility_alone(tmp_path: Path) -> None:
+    """公开/内部 and public/internal are read, an unknown value refuses the row (never a public record by
+    mistake), and making a record internal without touching its text takes effect on the next ingest."""
+    from kb.index.manifest import Manifest
+    from kb.models import PUBLIC_ONLY
+
+    rows = [{**SECRET_NEED, "id": "N1", "visibility": "公开"}, {**SECRET_NEED, "id": "N2", "visibility": "内部"},
+            {**SECRET_NEED, "id": "N3", "visibility": "secret"}, {**SECRET_NEED, "id": "N4", "visibility": ""}]
+    path = tmp_path / "needs" / "n.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    settings = Settings(home=tmp_path / "home")
+    failed = ingest([path], settings).failed
+    assert [f.error for f in failed] == ["n.jsonl line 3 (id N3): visibility 'secret' is not public or internal "
+                                         "(公开 / 内部)"]
+
+    def public_ids() -> list[str]:
+        m = Manifest(settings.manifest_path)
+        try:
+            return [r["doc_id"] for r in m.scoped(PUBLIC_ONLY).page_documents("need", "", 10)[1]]
+        finally:
+            m.close()
+
+    assert public_ids() == ["N1", "N4"]
+    rows[0]["visibility"] = "internal"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows if r["id"] != "N3"), "utf-8")
+    assert ingest([path], settings).failed == []
+    assert public_ids() == ["N4"]
+
+
+def test_a_manifest_from_before_visibilities_is_migrated(tmp_path: Path) -> None:
+    """An existing index gains the column on open, every document in it public."""
+    import sqlite3
+
+    from kb.index.manifest import Manifest
+    from kb.models import PUBLIC_ONLY
+
+    path = tmp_path / "manifest.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE documents (doc_id TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL,
+      source TEXT NOT NULL, fingerprint TEXT NOT NULL, n_chunks INTEGER NOT NULL, meta TEXT NOT NULL, at REAL NOT NULL,
+      gen INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO documents VALUES ('D1', 'paper', '旧文档', '/x/d1.txt', 'f', 0, '{}', 0, 0);""")
+    old.commit()
+    old.close()
+    m = Manifest(path)
+    try:
+        assert m.scoped(PUBLIC_ONLY).document("D1") is not None
+        assert [str(r[0]) for r in m.db.execute("SELECT visibility FROM documents")] == ["public"]
+    finally:
+        m.close()

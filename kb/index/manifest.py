@@ -39,6 +39,10 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicates (
   doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS record_versions (
+  doc_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, meta TEXT NOT NULL,
+  visibility TEXT NOT NULL, texts TEXT NOT NULL, replaced_at REAL NOT NULL, replaced_by TEXT NOT NULL,
+  PRIMARY KEY (doc_id, version));
 """
 PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
 VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
@@ -93,11 +97,14 @@ class Manifest:
 
     def _readable(self, alias: str = "d") -> str:
         """SQL: the document ``alias`` is published and of a visibility this view may read."""
-        published = f"{alias}.gen <= {PUBLISHED}"
+        return f"{alias}.gen <= {PUBLISHED} AND {self.allowed(alias)}"
+
+    def allowed(self, alias: str) -> str:
+        """SQL: the row ``alias`` (a document, or a saved version of one) has a visibility this view may read."""
         if self.readable is None:
-            return published
+            return "1"
         allowed = ",".join(f"'{v}'" for v in sorted(self.readable)) or "NULL"  # values checked in scoped()
-        return f"{published} AND {alias}.visibility IN ({allowed})"
+        return f"{alias}.visibility IN ({allowed})"
 
     def readable_chunks(self, chunk_ids: list[str]) -> set[str]:
         """The ids among ``chunk_ids`` a reader of this view may see (published, visibility allowed)."""

@@ -55,3 +55,19 @@ def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
     return {i: Record(i, kind, t, join_chunks(chunks), json.loads(m)) for i, (t, m, chunks) in parts.items()}
 
 
+
+KEYWORDS_LINE = "\n关键词："  # how a record's keywords follow its description (kb/ingest/readers/tables.py)
+
+
+def load_record(manifest: Manifest, doc_id: str) -> Record | None:
+    """One need or result as the manifest (view) may show it; None when absent, unreadable or not a record."""
+    row = manifest.document(doc_id)
+    if row is None or row["kind"] not in ("need", "result"):
+        return None
+    body = join_chunks(c["text"] for c in manifest.document_chunks(doc_id))
+    return Record(doc_id, str(row["kind"]), str(row["title"]), body, row["meta"])
+
+
+def description_of(body: str) -> str:
+    """A record's description: its text without the keywords line the reader appended."""
+    return body.rsplit(KEYWORDS_LINE, 1)[0] if KEYWORDS_LINE in body else body
