@@ -65,7 +65,8 @@ class Version(RecordView):
 
 
 def _view(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any]) -> RecordView:
-    return RecordView(doc_id=doc_id, kind=kind, title=title, description=description_of(body), meta=meta,
+    description = description_of(body, str(meta.get("keywords") or ""))
+    return RecordView(doc_id=doc_id, kind=kind, title=title, description=description, meta=meta,
                       visibility=visibility_of(meta))
 
 
@@ -99,12 +100,14 @@ async def create(body: FormBody, worker: SearchDep, settings: SettingsDep, calle
 @router.put("/{doc_id}", response_model=Saved, summary="修改需求或成果（保留旧版本）",
             responses=error_responses(403, 404, 409, 422))
 async def edit(doc_id: str, body: FormBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
-    """Replace the record's fields (all of them: a field left out is emptied); what it replaces is kept as a
-    version (``GET /records/{id}/versions``)."""
+    """Replace the record's fields (all of them: a field left out is emptied, except ``visibility``, which stays
+    as it was, so an edit never publishes an internal record by omission; columns the form does not show stay
+    too); what it replaces is kept as a version (``GET /records/{id}/versions``)."""
     current = await worker.run(lambda s: load_record(s.manifest, doc_id), visible=caller.visible)
     if current is None:
         raise NotFoundError(f"没有编号为 {doc_id!r} 的需求或成果")
-    doc = forms.validate(current.kind, body, settings.record_field_list, doc_id=doc_id)
+    body = {"visibility": visibility_of(current.meta), **body}
+    doc = forms.validate(current.kind, body, settings.record_field_list, doc_id=doc_id, kept=current.meta)
     return await _write(worker, settings, lambda: forms.save(doc, settings, by=caller.name, create=False))
 
 

@@ -113,12 +113,16 @@ def _problem(f: FormField, text: str, field_choices: list[str]) -> str | None:
     return None
 
 
-def validate(kind: str, data: dict[str, Any], field_choices: list[str], *, doc_id: str | None = None) -> Document:
+def validate(kind: str, data: dict[str, Any], field_choices: list[str], *, doc_id: str | None = None,
+             kept: dict[str, Any] | None = None) -> Document:
     """The Document of a filled-in form, or RecordFormError naming every wrong field. ``doc_id`` (an edit) wins
-    over an ``id`` in the form; a new record without one gets ``N``/``R`` and a hash of its title and text."""
+    over an ``id`` in the form; a new record without one gets ``N``/``R`` and a hash of its title and text.
+    ``kept``: an edited record's columns the form does not show (a file's source_url, year ...), kept as they are
+    unless the form sends them too."""
     spec = FORMS[_known(kind)]
     names = {f.name for f in spec}
-    errors = {k: "没有这个字段" for k in data if k not in names and k != "kind"}
+    kept = {k: v for k, v in (kept or {}).items() if k not in names}
+    errors = {k: "没有这个字段" for k in data if k not in names and k not in kept and k != "kind"}
     values = {f.name: _text(data.get(f.name)) for f in spec}
     if doc_id is not None:
         values["id"] = doc_id
@@ -127,7 +131,7 @@ def validate(kind: str, data: dict[str, Any], field_choices: list[str], *, doc_i
         raise RecordFormError(errors)
     if not values["id"]:
         values["id"] = _PREFIX[kind] + "-" + content_hash(kind, values["title"], values["description"])[:10]
-    row = {k: v for k, v in values.items() if v}
+    row = {**kept, **{k: data[k] for k in kept if k in data}, **{k: v for k, v in values.items() if v}}
     label = f"{FORM_SOURCE} {values['id']}"
     try:
         return set_visibility(record_document(row, kind, FORM_SOURCE, label), label)

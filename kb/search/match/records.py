@@ -56,9 +56,6 @@ def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
 
 
 
-KEYWORDS_LINE = "\n关键词："  # how a record's keywords follow its description (kb/ingest/readers/tables.py)
-
-
 def load_record(manifest: Manifest, doc_id: str) -> Record | None:
     """One need or result as the manifest (view) may show it; None when absent, unreadable or not a record."""
     row = manifest.document(doc_id)
@@ -68,6 +65,7 @@ def load_record(manifest: Manifest, doc_id: str) -> Record | None:
     return Record(doc_id, str(row["kind"]), str(row["title"]), body, row["meta"])
 
 
-def description_of(body: str) -> str:
-    """A record's description: its text without the keywords line the reader appended."""
-    return body.rsplit(KEYWORDS_LINE, 1)[0] if KEYWORDS_LINE in body else body
+def description_of(body: str, keywords: str) -> str:
+    """A record's description: its text without the keywords line the reader appended (kb/ingest/readers/tables.py)."""
+    tail = f"关键词：{keywords}"
+    return body[: -len(tail)].rstrip() if keywords and body.endswith(tail) else body
