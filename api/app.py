@@ -25,8 +25,9 @@ STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """沁水县煤层气技术知识库 API —— 技术检索、智能问答、供需匹配、文档入库。
 
 Dify's external knowledge API is at `POST /retrieval` (and `/dify/retrieval`), MCP at `/mcp`
-(docs/INTEGRATIONS.md). Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_KEYS`,
-sent as `X-API-Key: …` or `Authorization: Bearer …`. Every error is
+(docs/INTEGRATIONS.md). Reads are public unless `KB_PUBLIC_READ=false`; keys from `KB_API_KEYS` (`name:role:key`,
+sent as `X-API-Key: …` or `Authorization: Bearer …`) carry a role: `reader` sees public records only, `bureau`
+internal records too, `admin` also writes (docs/API.md, "Keys and roles"). Every error is
 `{"error": {"code": "...", "message": "..."}}`.
 """
 
