@@ -75,6 +75,10 @@ bench-ocr: install  ## OCR engines on pages rendered from known text: CER and pa
 eval-archive: install  ## the real-archive-like set (scans, OCR layers, HTML, .doc, .xls, GBK CSV): top-5 hit rate into docs/ARCHIVE_EVAL.md
 	nice -n 10 $(BIN)/python -m eval.archive
 
+.PHONY: bench-ratio
+bench-ratio: install  ## only `kb ingest` vs the embedder on 299 CMRC passages (~2 min), merged into docs/BENCHMARKS.md
+	$(BIN)/python -m bench --ratio
+
 .PHONY: bench-quick
 bench-quick: install  ## the benchmark harness on 2k chunks (~2 min smoke run) into /tmp/kb-bench-quick
 	$(BIN)/python -m bench --quick --out /tmp/kb-bench-quick

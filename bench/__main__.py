@@ -3,6 +3,7 @@
     python -m bench                       # 10k, 100k, 300k, 1M chunks (each only if the last size says it fits)
     python -m bench --quick --out /tmp/b  # CI smoke run: 2k chunks, 20 queries, 1 and 4 clients
     python -m bench --render              # re-render the report from docs/bench_results.json
+    python -m bench --ratio               # only `kb ingest` vs the embedder (~2 min), merged into the results
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Plan:
     ingest_files: list[str] = field(default_factory=lambda: ["corpus/papers/dewatering_zh.pdf",
                                                              "corpus/papers/hz_wells_zh.pdf"])
     profile_queries: int = 40
+    ratio_passages: int = 299  # CMRC 2018 passages, one .txt each, for `kb ingest` vs the embedder
     budget_s: float = 2400  # a size whose build is predicted to take longer is extrapolated, not run
     server_env: dict[str, str] = field(default_factory=dict)  # extra KB_* for `kb serve` (variants)
     # extra load runs with one setting changed: one ONNX thread per worker instead of one per core
@@ -53,7 +55,8 @@ class Plan:
 def plan_for(args: argparse.Namespace) -> Plan:
     if args.quick:
         p = Plan(sizes=[2000], queries=20, load_requests=20, clients=[1, 4], load_workers=1, base=24,
-                 ingest_files=["corpus/projects/six_new_projects.csv"], profile_queries=10, load_variants=[])
+                 ingest_files=["corpus/projects/six_new_projects.csv"], profile_queries=10, load_variants=[],
+                 ratio_passages=40)
     else:
         # 300k is the largest size whose build fits this 23 GB machine; it anchors the 1M extrapolation
         p = Plan(sizes=[10_000, 100_000, 300_000, 1_000_000])
@@ -213,6 +216,16 @@ def _load_runs(home: Path, plan: Plan, qs: list[str], log: Path, env: dict[str, 
                 "runs": runs, **http.tree_rss_mb(srv.proc.pid)}
 
 
+def ingest_ratio(plan: Plan, work: Path, settings: Settings) -> dict[str, Any]:
+    """`kb ingest` in a new process vs the embedder alone on the same chunk texts (the target is ≥ 0.85)."""
+    _say(f"ingest ratio: kb ingest vs the embedder on {plan.ratio_passages} CMRC passages (load {load_avg()})")
+    shutil.rmtree(work / "ratio", ignore_errors=True)
+    out = {**ingest.ratio(data.cmrc_passages(plan.ratio_passages), work / "ratio", settings), "load_avg": load_avg(),
+           "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    shutil.rmtree(work / "ratio", ignore_errors=True)
+    return out
+
+
 _T0 = time.perf_counter()
 
 
@@ -232,11 +245,17 @@ def main() -> None:
     ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for `kb serve`, e.g. KB_EMBED_THREADS=1 (repeatable)")
     ap.add_argument("--render", action="store_true", help="only re-render the report from OUT/bench_results.json")
+    ap.add_argument("--ratio", action="store_true",
+                    help="only measure `kb ingest` against the embedder and merge it into OUT/bench_results.json")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "bench_results.json"
-    if args.render:
-        report.write(json.loads(results_path.read_text(encoding="utf-8")), args.out)
+    if args.render or args.ratio:
+        res = json.loads(results_path.read_text(encoding="utf-8"))
+        if args.ratio:
+            res["ingest_ratio"] = ingest_ratio(plan_for(args), args.work or Path("/tmp/kb-bench"), get_settings())
+            results_path.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+        report.write(res, args.out)
         return
     run(args, results_path)
 
@@ -263,6 +282,7 @@ def run(args: argparse.Namespace, results_path: Path) -> None:
                          "llamaindex": ingest.llamaindex(files, base.model_copy(update={"home": work / "e2e-llama", **fresh}))}
     shutil.rmtree(work / "e2e-ours", ignore_errors=True)
     shutil.rmtree(work / "e2e-llama", ignore_errors=True)
+    res["ingest_ratio"] = ingest_ratio(plan, work, base)
     need = 4 * plan.queries + plan.queries + len(plan.clients) * plan.load_requests + 4 * plan.load_workers
     qs = data.queries(DATASETS, ROOT / "eval" / "cbm", need, args.seed)
     log = args.out / "bench_server.log" if args.quick else work / "server.log"

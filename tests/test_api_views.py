@@ -26,7 +26,7 @@ def market_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def market(market_home: Path) -> Iterator[TestClient]:
-    with make_client(market_home, search_timeout_s=120) as c:  # a busy machine's first search
+    with make_client(market_home) as c:
         yield c
 
 
@@ -69,7 +69,7 @@ def test_facets_count_years_of_records(kb_home: Path, tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     assert ingest([tmp_path / "results"], Settings(home=kb_home)).failed == []
-    with make_client(kb_home, search_timeout_s=120) as c:
+    with make_client(kb_home) as c:
         assert c.get("/facets").json()["year"] == [{"value": "2021", "count": 1}, {"value": "2023", "count": 2}]
         hits = c.post("/search", json={"query": "排采", "filters": {"year": "2023"}}).json()["hits"]
         assert sorted(h["doc_id"] for h in hits) == ["R1", "R2"]  # the facet's value works as a filter
@@ -89,7 +89,7 @@ def test_document_view_has_every_passage_in_order_with_the_hits_position(market:
 
 
 def test_hits_of_an_upload_show_the_clients_file_name(kb_home: Path) -> None:
-    with make_client(kb_home, search_timeout_s=120) as c:
+    with make_client(kb_home) as c:
         c.headers["X-API-Key"] = KEY
         text = "沁水盆地高煤阶煤储层采用清洁压裂液体系进行水力压裂，支撑剂采用石英砂。\n".encode()
         job = wait_for(c, c.post("/documents", files=[("files", ("压裂液笔记.txt", text, "text/plain"))]).json()["job_id"])

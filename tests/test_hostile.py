@@ -152,6 +152,7 @@ def _chunks(settings: Settings) -> list[dict[str, Any]]:
         m.close()
 
 
+@pytest.mark.slow  # every parser in its sandbox, hostile PDFs through OCR: 2-3 minutes on 2 cores
 def test_hostile_files_fail_one_by_one_and_the_rest_go_in(tmp_path: Path, mini_corpus: Path,
                                                           settings: Settings) -> None:
     bad = tmp_path / "hostile"

@@ -190,10 +190,11 @@ def write_market_corpus(folder: Path) -> Path:
 
 
 def make_client(home: Path, **overrides: Any) -> TestClient:
-    """A TestClient for an app over ``home``; keys set and rate limit off unless overridden."""
+    """A TestClient for an app over ``home``; keys set, rate limit off and a search budget a loaded CI box's first
+    search (it loads the model: warm=False) fits in, unless overridden."""
     from api.app import create_app
 
-    opts: dict[str, Any] = {"api_keys": KEY, "rate_limit": 0, **overrides}
+    opts: dict[str, Any] = {"api_keys": KEY, "rate_limit": 0, "search_timeout_s": 120, **overrides}
     return TestClient(create_app(Settings(home=home, **opts), warm=False))
 
 
