@@ -21,7 +21,10 @@ from kb.search.match.records import description_of, join_chunks, load_record
 from kb.settings import Settings
 
 router = APIRouter(prefix="/records", tags=["records"], responses=COMMON_ERRORS)
-FormBody = Annotated[dict[str, Any], Body(examples=[{
+# the schema states the form's rules (with the default KB_RECORD_FIELDS); the body still arrives as a dict, so each
+# wrong field gets its own Chinese message (422 invalid_record) rather than a schema error
+_DEFAULT_FIELDS = str(Settings.model_fields["record_fields"].default).split(",")
+FormBody = Annotated[dict[str, Any], Body(json_schema_extra=forms.json_schema(_DEFAULT_FIELDS), examples=[{
     "kind": "need", "title": "井下抽采钻孔封孔漏气", "description": "抽采钻孔封孔后漏气严重，浓度低，需要新的封孔材料和工艺。",
     "field": "瓦斯抽采", "org": "某煤矿（沁水）", "region": "山西沁水县", "trl": 6, "keywords": "封孔，抽采钻孔",
     "visibility": "内部"}])]

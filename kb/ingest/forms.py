@@ -23,6 +23,7 @@ from kb.settings import Settings
 
 FORM_SOURCE = "表单录入"  # the source of a record created by form (a file's record keeps its file when edited)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_WORD = re.compile(r"[^\W_]")  # a title or description needs a letter, digit or CJK character
 _PREFIX = {"need": "N", "result": "R"}
 
 
@@ -84,6 +85,29 @@ def schema(kind: str, field_choices: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def json_schema(field_choices: list[str]) -> dict[str, Any]:
+    """The JSON Schema of a form's body (both kinds), stating what ``validate`` accepts, for generated clients."""
+    text = {"type": "string"}
+    widgets: dict[str, dict[str, Any]] = {
+        "trl": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9}, {"type": "string", "pattern": "^[1-9]$"},
+                          {"type": "null"}]},
+        "field": {"type": "string", "enum": field_choices},
+        "visibility": {"anyOf": [{"type": "string", "enum": ["公开", "内部", "public", "internal"]}, {"type": "null"}]},
+        "keywords": {"anyOf": [{**text, "maxLength": 1000}, {"type": "array", "maxItems": 20,
+                                                              "items": {**text, "maxLength": 40}}, {"type": "null"}]},
+    }
+    props: dict[str, Any] = {"kind": {"type": "string", "enum": list(FORMS)}}
+    for f in {f.name: f for spec in FORMS.values() for f in spec}.values():
+        if f.name == "id":
+            props["id"] = {"anyOf": [{**text, "pattern": _ID.pattern}, {"type": "null"}]}
+        elif f.required and f.widget != "field":
+            props[f.name] = {**text, "maxLength": f.max_len, "pattern": _WORD.pattern}
+        else:
+            props[f.name] = widgets.get(f.widget, {"anyOf": [{**text, "maxLength": f.max_len}, {"type": "null"}]})
+    required = ["kind", *sorted({f.name for spec in FORMS.values() for f in spec if f.required})]
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
 def _known(kind: str) -> str:
     if kind not in FORMS:
         raise RecordFormError({"kind": f"类型须为 {' 或 '.join(FORMS)}"})
@@ -98,7 +122,7 @@ def _text(value: Any) -> str:
 
 def _problem(f: FormField, text: str, field_choices: list[str]) -> str | None:
     """What is wrong with one field's value, in Chinese; None when it is fine."""
-    if not text:
+    if not text or (f.required and not _WORD.search(text)):
         return f"请填写{f.label}" if f.required else None
     if len(text) > f.max_len:
         return f"{f.label}不能超过 {f.max_len} 个字"
