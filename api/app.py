@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
     for module in (health, search, facets, market, records, documents, jobs, sync, dify):
         app.include_router(module.router)
+    app.include_router(records.form_router)
     mcp = mcp_http.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     docs.install(app)

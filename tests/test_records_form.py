@@ -101,10 +101,10 @@ def test_editing_a_record_from_a_file_keeps_its_file(client: TestClient) -> None
 
 
 def test_the_form_schema_is_the_page_s_form(client: TestClient) -> None:
-    """The page draws its form from GET /records/form: one entry per kind in FORMS."""
-    form = client.get("/records/form", params={"kind": "result"}).json()
+    """The page draws its form from GET /record-form: one entry per kind in FORMS."""
+    form = client.get("/record-form", params={"kind": "result"}).json()
     assert [f["name"] for f in form["fields"]] == [f.name for f in FORMS["result"]]
     by_name = {f["name"]: f for f in form["fields"]}
     assert by_name["title"]["label"] == "成果名称" and by_name["title"]["required"]
     assert by_name["visibility"]["choices"] == ["公开", "内部"] and "瓦斯抽采" in by_name["field"]["choices"]
-    assert client.get("/records/form", params={"kind": "paper"}).status_code == 422
+    assert client.get("/record-form", params={"kind": "paper"}).status_code == 422

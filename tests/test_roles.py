@@ -70,7 +70,7 @@ RECORD_ROUTES: dict[tuple[str, str], list[tuple[str, str, dict[str, Any] | None,
 # routes that return no record text, and why; a reader's answers are still checked for the secrets
 NO_RECORD_TEXT: dict[tuple[str, str], str] = {
     ("GET", "/health"): "counts and the model name",
-    ("GET", "/records/form"): "the fields of the record form",
+    ("GET", "/record-form"): "the fields of the record form",
     ("GET", "/sync/last"): "file names of the last folder sync",
     ("GET", "/jobs/{job_id}"): "a job's status; job ids are random and handed only to the admin who wrote",
     ("GET", "/mcp"): "the MCP stream endpoint: stateless, it answers only POSTs", ("HEAD", "/mcp"): "as GET /mcp",
@@ -255,3 +255,31 @@ def test_a_manifest_from_before_visibilities_is_migrated(tmp_path: Path) -> None
         assert [str(r[0]) for r in m.db.execute("SELECT visibility FROM documents")] == ["public"]
     finally:
         m.close()
+
+
+def test_a_near_duplicate_link_never_names_an_internal_record(tmp_path: Path) -> None:
+    """A public report copying an internal one is linked to it as a possible duplicate: the bureau sees the link,
+    a reader sees the public report with no link (its duplicate_of would name the internal id)."""
+    from kb.ingest.pipeline import ingest_documents
+    from kb.models import EVERYTHING, PUBLIC_ONLY, Document, Section
+    from kb.search.hybrid import Searcher
+
+    text = SECRET_RESULT["description"] * 8  # long enough (200 characters) to be compared for duplicates
+    settings = Settings(home=tmp_path / "home")
+    internal = Document("P-INT-1", "paper", "未公开成果报告", "r.txt", [Section(text)], {"visibility": "internal"})
+    assert ingest_documents([internal], settings, "/x/r.txt").failed == []
+    twin = Document("P-PUB-1", "paper", "公开报告", "p.txt", [Section(text + "已公开。")])
+    assert ingest_documents([twin], settings, "/x/p.txt").failed == []
+    s = Searcher(settings)
+    try:
+        seen = {}
+        for name, visible in (("bureau", EVERYTHING), ("reader", PUBLIC_ONLY)):
+            view = s.scoped(visible)
+            hits = view.search(WORD, top_k=5).hits
+            seen[name] = ([(h.doc_id, h.duplicate_of) for h in hits], view.manifest.document("P-PUB-1")["duplicate_of"],
+                          [r["duplicate_of"] for r in view.manifest.page_documents(None, "", 10)[1]],
+                          [d.doc_id for d in view.manifest.stats().duplicates])
+    finally:
+        s.close()
+    assert seen["bureau"][1] == "P-INT-1" and seen["bureau"][3] == ["P-PUB-1"]
+    assert seen["reader"] == ([("P-PUB-1", None)], None, [None], [])

@@ -21,6 +21,8 @@ from kb.search.match.records import description_of, join_chunks, load_record
 from kb.settings import Settings
 
 router = APIRouter(prefix="/records", tags=["records"], responses=COMMON_ERRORS)
+# not /records/form: PUT /records/{id} would take that path too (and 405 would advertise PUT on it)
+form_router = APIRouter(tags=["records"], responses=COMMON_ERRORS)
 # the schema states the form's rules (with the default KB_RECORD_FIELDS); the body still arrives as a dict, so each
 # wrong field gets its own Chinese message (422 invalid_record) rather than a schema error
 _DEFAULT_FIELDS = str(Settings.model_fields["record_fields"].default).split(",")
@@ -73,7 +75,7 @@ def _view(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any]) -
                       visibility=visibility_of(meta))
 
 
-@router.get("/form", response_model=RecordForm, summary="记录表单的字段（需求、成果）")
+@form_router.get("/record-form", response_model=RecordForm, summary="记录表单的字段（需求、成果）")
 async def form(settings: SettingsDep, _: ReadAccess, kind: Annotated[str, Query(max_length=20)] = "need") -> RecordForm:
     """The fields of the form for a kind, with labels, rules and choices (the page draws the form from these)."""
     return RecordForm(kind=kind, fields=[FormField(**f) for f in forms.schema(kind, settings.record_field_list)])

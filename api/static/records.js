@@ -1,5 +1,5 @@
 // 录入记录: a need or result typed in (POST /records) or edited (PUT /records/{id}). The form is drawn from
-// GET /records/form, so a new kind of record needs no change here; the server's 422 names each wrong field.
+// GET /record-form, so a new kind of record needs no change here; the server's 422 names each wrong field.
 import { $, api, el, setSummary } from "./common.js";
 import { forgetNeeds } from "./market.js";
 
@@ -28,7 +28,7 @@ function field(f, values) {
 async function drawForm(values = {}) {
   const kind = $("record-kind").value;
   try {
-    const form = await api(`/records/form?kind=${encodeURIComponent(kind)}`);
+    const form = await api(`/record-form?kind=${encodeURIComponent(kind)}`);
     const shown = form.fields.filter((f) => !(editing && f.name === "id")); // an edit keeps its id
     $("record-fields").replaceChildren(...shown.map((f) => field(f, values)));
     drawn = true;

@@ -99,6 +99,10 @@ class Manifest:
         """SQL: the document ``alias`` is published and of a visibility this view may read."""
         return f"{alias}.gen <= {PUBLISHED} AND {self.allowed(alias)}"
 
+    def _readable_other(self) -> str:
+        """SQL: the document a duplicate link ``x`` points to is readable too (else the link would name it)."""
+        return f"EXISTS (SELECT 1 FROM documents o WHERE o.doc_id = x.of_doc AND {self._readable('o')})"
+
     def allowed(self, alias: str) -> str:
         """SQL: the row ``alias`` (a document, or a saved version of one) has a visibility this view may read."""
         if self.readable is None:
@@ -276,7 +280,8 @@ class Manifest:
             for r in self.db.execute(
                 "SELECT c.chunk_id, c.doc_id, c.text, c.section, c.page, c.ocr, c.lookup, d.kind, d.title, "
                 "d.source, d.meta, x.of_doc AS duplicate_of FROM chunks c JOIN documents d USING(doc_id) "
-                f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id WHERE chunk_id IN ({q}) AND {self._readable()}",
+                f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id AND {self._readable_other()} "
+                f"WHERE chunk_id IN ({q}) AND {self._readable()}",
                 part,
             ):
                 row = dict(r)
@@ -287,7 +292,8 @@ class Manifest:
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""
         r = self.db.execute("SELECT d.*, x.of_doc AS duplicate_of FROM documents d LEFT JOIN duplicates x "
-                            f"ON x.doc_id = d.doc_id WHERE d.doc_id=? AND {self._readable()}", (doc_id,)).fetchone()
+                            f"ON x.doc_id = d.doc_id AND {self._readable_other()} WHERE d.doc_id=? AND {self._readable()}",
+                            (doc_id,)).fetchone()
         if r is None:
             return None
         row = dict(r)
@@ -328,7 +334,8 @@ class Manifest:
         where, args = (f"WHERE d.kind=? AND {self._readable()}", [kind]) if kind else (f"WHERE {self._readable()}", [])
         total = int(self.db.execute(f"SELECT COUNT(*) FROM documents d {where}", args).fetchone()[0])
         sql = (f"SELECT d.doc_id, kind, title, source, n_chunks, meta, at, x.of_doc AS duplicate_of FROM documents d "
-               f"LEFT JOIN duplicates x ON x.doc_id = d.doc_id {where} AND d.doc_id > ? ORDER BY d.doc_id LIMIT ?")
+               f"LEFT JOIN duplicates x ON x.doc_id = d.doc_id AND {self._readable_other()} {where} AND d.doc_id > ? "
+               "ORDER BY d.doc_id LIMIT ?")
         rows = [dict(r) for r in self.db.execute(sql, [*args, after, limit])]
         for r in rows:
             r["meta"] = json.loads(r["meta"])

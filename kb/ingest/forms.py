@@ -1,7 +1,7 @@
 """Records entered by form (``POST /records``, ``PUT /records/{id}``, the web page): a field schema per kind,
 validation with one Chinese message per field, and the write that keeps the record's earlier version.
 
-The page draws its form from ``FORMS`` (``GET /records/form``), so a new kind of record (experts) is one entry
+The page draws its form from ``FORMS`` (``GET /record-form``), so a new kind of record (experts) is one entry
 here. A validated form becomes the same Document a JSONL line would (``record_document``), so a record typed in
 and a record read from a file match, search and export alike.
 """
