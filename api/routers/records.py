@@ -26,10 +26,13 @@ form_router = APIRouter(tags=["records"], responses=COMMON_ERRORS)
 # the schema states the form's rules (with the default KB_RECORD_FIELDS); the body still arrives as a dict, so each
 # wrong field gets its own Chinese message (422 invalid_record) rather than a schema error
 _DEFAULT_FIELDS = str(Settings.model_fields["record_fields"].default).split(",")
-FormBody = Annotated[dict[str, Any], Body(json_schema_extra=forms.json_schema(_DEFAULT_FIELDS), examples=[{
-    "kind": "need", "title": "井下抽采钻孔封孔漏气", "description": "抽采钻孔封孔后漏气严重，浓度低，需要新的封孔材料和工艺。",
-    "field": "瓦斯抽采", "org": "某煤矿（沁水）", "region": "山西沁水县", "trl": 6, "keywords": "封孔，抽采钻孔",
-    "visibility": "内部"}])]
+_EXAMPLE = {"kind": "need", "title": "井下抽采钻孔封孔漏气",
+            "description": "抽采钻孔封孔后漏气严重，浓度低，需要新的封孔材料和工艺。", "field": "瓦斯抽采",
+            "org": "某煤矿（沁水）", "region": "山西沁水县", "trl": 6, "keywords": "封孔，抽采钻孔",
+            "visibility": "内部"}
+FormBody = Annotated[dict[str, Any], Body(json_schema_extra=forms.json_schema(_DEFAULT_FIELDS), examples=[_EXAMPLE])]
+EditBody = Annotated[dict[str, Any], Body(json_schema_extra=forms.json_schema(_DEFAULT_FIELDS, edit=True),
+                                          examples=[{k: v for k, v in _EXAMPLE.items() if k != "kind"}])]
 
 
 class FormField(BaseModel):
@@ -76,7 +79,9 @@ def _view(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any]) -
 
 
 @form_router.get("/record-form", response_model=RecordForm, summary="记录表单的字段（需求、成果）")
-async def form(settings: SettingsDep, _: ReadAccess, kind: Annotated[str, Query(max_length=20)] = "need") -> RecordForm:
+async def form(settings: SettingsDep, _: ReadAccess,
+               kind: Annotated[str, Query(max_length=20, json_schema_extra={"enum": list(forms.FORMS)})] = "need",
+               ) -> RecordForm:
     """The fields of the form for a kind, with labels, rules and choices (the page draws the form from these)."""
     return RecordForm(kind=kind, fields=[FormField(**f) for f in forms.schema(kind, settings.record_field_list)])
 
@@ -95,7 +100,7 @@ async def _write(worker: SearchDep, settings: Settings, save: Any) -> Saved:
 
 
 @router.post("", status_code=201, response_model=Saved, summary="新建需求或成果（表单）",
-             responses=error_responses(403, 409, 422))
+             responses=error_responses(400, 403, 409, 422))
 async def create(body: FormBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
     """A new record from the form's fields (``kind`` need or result); 422 names each wrong field in Chinese."""
     doc = forms.validate(str(body.get("kind") or ""), body, settings.record_field_list)
@@ -103,8 +108,8 @@ async def create(body: FormBody, worker: SearchDep, settings: SettingsDep, calle
 
 
 @router.put("/{doc_id}", response_model=Saved, summary="修改需求或成果（保留旧版本）",
-            responses=error_responses(403, 404, 409, 422))
-async def edit(doc_id: str, body: FormBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
+            responses=error_responses(400, 403, 404, 409, 422))
+async def edit(doc_id: str, body: EditBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
     """Replace the record's fields (all of them: a field left out is emptied, except ``visibility``, which stays
     as it was, so an edit never publishes an internal record by omission; columns the form does not show stay
     too); what it replaces is kept as a version (``GET /records/{id}/versions``)."""

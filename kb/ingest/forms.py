@@ -18,7 +18,7 @@ from kb.index.lock import write_lock
 from kb.index.manifest import Manifest
 from kb.ingest.pipeline import ingest_documents
 from kb.ingest.readers.tables import record_document, set_visibility
-from kb.models import VISIBILITY_WORDS, Document, content_hash
+from kb.models import Document, content_hash
 from kb.settings import Settings
 
 FORM_SOURCE = "表单录入"  # the source of a record created by form (a file's record keeps its file when edited)
@@ -85,27 +85,34 @@ def schema(kind: str, field_choices: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def json_schema(field_choices: list[str]) -> dict[str, Any]:
-    """The JSON Schema of a form's body (both kinds), stating what ``validate`` accepts, for generated clients."""
+VISIBILITY_CHOICES = ["公开", "内部", "public", "internal"]
+MAX_KEYWORDS, MAX_KEYWORD = 20, 40
+
+
+def json_schema(field_choices: list[str], *, edit: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a form's body (both kinds): exactly what ``validate`` accepts, for generated clients.
+    An edit (``edit``) takes its kind from the record. Empty strings are blank fields, as the page sends them."""
     text = {"type": "string"}
     widgets: dict[str, dict[str, Any]] = {
-        "trl": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9}, {"type": "string", "pattern": "^[1-9]$"},
+        "trl": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 9}, {**text, "pattern": "^[1-9]?$"},
                           {"type": "null"}]},
-        "field": {"type": "string", "enum": field_choices},
-        "visibility": {"anyOf": [{"type": "string", "enum": ["公开", "内部", "public", "internal"]}, {"type": "null"}]},
-        "keywords": {"anyOf": [{**text, "maxLength": 1000}, {"type": "array", "maxItems": 20,
-                                                              "items": {**text, "maxLength": 40}}, {"type": "null"}]},
+        "field": {**text, "enum": field_choices},
+        "visibility": {"anyOf": [{**text, "enum": ["", *VISIBILITY_CHOICES]}, {"type": "null"}]},
+        "keywords": {"anyOf": [{**text, "maxLength": 1000}, {"type": "array", "maxItems": MAX_KEYWORDS,
+                                                              "items": {**text, "maxLength": MAX_KEYWORD}},
+                               {"type": "null"}]},
     }
-    props: dict[str, Any] = {"kind": {"type": "string", "enum": list(FORMS)}}
+    props: dict[str, Any] = {"kind": {**text, "enum": list(FORMS)}}
     for f in {f.name: f for spec in FORMS.values() for f in spec}.values():
         if f.name == "id":
-            props["id"] = {"anyOf": [{**text, "pattern": _ID.pattern}, {"type": "null"}]}
+            props["id"] = {"anyOf": [{**text, "pattern": f"^(?:{_ID.pattern[1:-1]})?$"}, {"type": "null"}]}
         elif f.required and f.widget != "field":
             props[f.name] = {**text, "maxLength": f.max_len, "pattern": _WORD.pattern}
         else:
             props[f.name] = widgets.get(f.widget, {"anyOf": [{**text, "maxLength": f.max_len}, {"type": "null"}]})
-    required = ["kind", *sorted({f.name for spec in FORMS.values() for f in spec if f.required})]
-    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+    required = sorted({f.name for spec in FORMS.values() for f in spec if f.required})
+    return {"type": "object", "properties": props, "required": required if edit else ["kind", *required],
+            "additionalProperties": False}
 
 
 def _known(kind: str) -> str:
@@ -114,27 +121,42 @@ def _known(kind: str) -> str:
     return kind
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return "，".join(str(v).strip() for v in value if str(v).strip())
-    return "" if value is None else str(value).strip()
+def _keywords(raw: Any) -> tuple[str, str | None]:
+    if isinstance(raw, list):
+        if len(raw) > MAX_KEYWORDS or not all(isinstance(k, str) and len(k) <= MAX_KEYWORD for k in raw):
+            return "", f"关键词至多 {MAX_KEYWORDS} 个，每个至多 {MAX_KEYWORD} 个字"
+        return "，".join(k.strip() for k in raw if k.strip()), None
+    return (raw.strip(), None) if isinstance(raw, str) and len(raw) <= 1000 else ("", "关键词至多 1000 个字")
 
 
-def _problem(f: FormField, text: str, field_choices: list[str]) -> str | None:
-    """What is wrong with one field's value, in Chinese; None when it is fine."""
-    if not text or (f.required and not _WORD.search(text)):
-        return f"请填写{f.label}" if f.required else None
-    if len(text) > f.max_len:
-        return f"{f.label}不能超过 {f.max_len} 个字"
-    if f.widget == "trl" and not (text.isascii() and text.isdigit() and 1 <= int(text) <= 9):
-        return "技术成熟度须为 1 到 9 的整数"
-    if f.widget == "field" and text not in field_choices:
-        return f"领域须从列表中选择：{'、'.join(field_choices)}"
-    if f.widget == "visibility" and text.lower() not in VISIBILITY_WORDS:
-        return "可见范围须为“公开”或“内部”"
-    if f.name == "id" and not _ID.match(text):
-        return "编号只能用字母、数字和 - _ .，以字母或数字开头，至多 64 个字符"
-    return None
+def _trl(raw: Any) -> tuple[str, str | None]:
+    if isinstance(raw, float) and raw.is_integer():  # JSON 6.0 is the integer 6
+        raw = int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and 1 <= raw <= 9:
+        return str(raw), None
+    if isinstance(raw, str) and re.fullmatch(r"[1-9]?", raw):
+        return raw, None
+    return "", "技术成熟度须为 1 到 9 的整数"
+
+
+def _check(f: FormField, raw: Any, field_choices: list[str]) -> tuple[str, str | None]:
+    """(the field's text, what is wrong with it in Chinese or None): the rules ``json_schema`` states."""
+    if f.widget in ("trl", "keywords") and raw is not None:
+        return _trl(raw) if f.widget == "trl" else _keywords(raw)
+    if raw is not None and not isinstance(raw, str):
+        return "", f"{f.label}须为文字"
+    text = (raw or "").strip()
+    if f.required and not _WORD.search(text):
+        return "", f"请选择{f.label}" if f.widget == "field" else f"请填写{f.label}"
+    if len(raw or "") > f.max_len:
+        return "", f"{f.label}不能超过 {f.max_len} 个字"
+    if f.widget == "field" and raw not in field_choices:
+        return "", f"领域须从列表中选择：{'、'.join(field_choices)}"
+    if f.widget == "visibility" and raw and raw not in VISIBILITY_CHOICES:
+        return "", "可见范围须为“公开”或“内部”"
+    if f.name == "id" and raw and not _ID.match(raw):
+        return "", "编号只能用字母、数字和 - _ .，以字母或数字开头，至多 64 个字符"
+    return text, None
 
 
 def validate(kind: str, data: dict[str, Any], field_choices: list[str], *, doc_id: str | None = None,
@@ -147,10 +169,11 @@ def validate(kind: str, data: dict[str, Any], field_choices: list[str], *, doc_i
     names = {f.name for f in spec}
     kept = {k: v for k, v in (kept or {}).items() if k not in names}
     errors = {k: "没有这个字段" for k in data if k not in names and k not in kept and k != "kind"}
-    values = {f.name: _text(data.get(f.name)) for f in spec}
-    if doc_id is not None:
-        values["id"] = doc_id
-    errors |= {f.name: p for f in spec if (p := _problem(f, values[f.name], field_choices))}
+    checked = {f.name: _check(f, data.get(f.name), field_choices) for f in spec}
+    if doc_id is not None:  # an edit keeps its id, whatever the form says (a file's id need not fit _ID)
+        checked["id"] = (doc_id, None)
+    values = {name: text for name, (text, _) in checked.items()}
+    errors |= {name: problem for name, (_, problem) in checked.items() if problem}
     if errors:
         raise RecordFormError(errors)
     if not values["id"]:
