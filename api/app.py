@@ -15,7 +15,7 @@ from api import docs, mcp_http
 from api.errors import install_handlers
 from api.jobs import JobRunner
 from api.limits import AuthFailures, BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
-from api.routers import dify, documents, facets, health, jobs, market, records, search, sync
+from api.routers import dify, documents, facets, health, jobs, market, pairs, records, search, sync
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
 
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
-    for module in (health, search, facets, market, records, documents, jobs, sync, dify):
+    for module in (health, search, facets, market, pairs, records, documents, jobs, sync, dify):
         app.include_router(module.router)
     app.include_router(records.form_router)
     mcp = mcp_http.mount(app)

@@ -146,6 +146,18 @@ class JobRunner:
             self._release(paths, ok, since=job.created_at)
         self._pool.submit(self._compact)
         self._pool.submit(self._sweep_uploads)
+        if self.settings.webhook_url and job.status == "done":
+            self._pool.submit(self._notify, job.created_at)
+
+    def _notify(self, since: float) -> None:
+        """New-arrival notices of what this job stored (kb/integrations/webhook.py); a failure is logged, and what
+        was not delivered goes with the next ingest's notices."""
+        from kb.integrations.webhook import notify_new
+
+        try:
+            notify_new(self.settings, since)
+        except Exception:
+            log.exception("new-arrival notices failed")
 
     def _release(self, paths: list[Path], ingested: list[Path], since: float) -> None:
         """Forget this job's files; delete the ingested ones no queued job still needs (KB_KEEP_INGESTED_UPLOADS)."""

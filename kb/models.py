@@ -8,7 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-KINDS = ("document", "plan", "paper", "project", "need", "result")
+KINDS = ("document", "plan", "paper", "project", "need", "result", "expert")
+# record metadata key kept out of indexed text, of documents.meta and of every search/ask/match response
+# (the manifest keeps it in its own table; only the record endpoint may show it to a caller allowed to see it)
+CONTACT_KEY = "contact"
 # kinds of documents that are a whole file (named after it), as opposed to one row of a table
 FILE_KINDS = ("document", "plan", "paper")
 
@@ -195,6 +198,9 @@ class Match(BaseModel):
     field: str | None = None
     trl: int | None = None
     region: str | None = None
+    org: str | None = None  # the candidate's organisation (成果单位 / 需求单位 / 专家所在单位)
+    source: str | None = None  # where the record says it comes from (a paper, a report, a standard)
+    rating: str | None = None  # 高 | 中 | 低, from the score (kb/search/match/threshold.py)
 
 
 class MatchResponse(BaseModel):

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
                                         "(else it is deleted then; failed ones wait KB_UPLOAD_KEEP_DAYS)")
     search_timeout_s: float = Field(default=10.0, gt=0, le=600, description="time budget of one search request")
     batch_timeout_s: float = Field(default=300.0, gt=0, le=3600, description="time budget of one POST /match/batch")
+    # new-arrival alerts (kb/integrations/webhook.py): strong matches of new records POSTed as JSON after an ingest
+    webhook_url: str = Field(default="", description="URL that new-arrival notices are POSTed to after an ingest "
+                             "(kb ingest, POST /documents, kb match --new-since --notify); empty = none")
+    webhook_retries: int = Field(default=3, ge=0, le=10, description="retries of a failed webhook delivery "
+                                 "(5xx or no answer), with a doubling pause from 1 s")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120, description="seconds to wait for the webhook")
     # optional answer generation (kb ask): any OpenAI-compatible /chat/completions endpoint
     llm_base_url: str = Field(default="", description="base URL, e.g. http://127.0.0.1:8001/v1; empty = extractive answers only")
     llm_model: str = Field(default="", description="model name sent to the endpoint; empty = extractive answers only")
@@ -220,6 +226,11 @@ class Settings(BaseSettings):
     def vector_cache_path(self) -> Path | None:
         """Shared by every KB_HOME on the machine: vectors are keyed by model and text, never by index."""
         return self.model_cache / "vectors.sqlite3" if self.vector_cache else None
+
+    @property
+    def market_path(self) -> Path:
+        """Match records (对接记录) and sent notices (kb/index/pairs.py)."""
+        return self.home / "market.sqlite3"
 
     @property
     def uploads_dir(self) -> Path:

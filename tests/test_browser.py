@@ -235,7 +235,12 @@ def test_match_tab_picks_a_need_and_shows_reasons(server: str, browser: Any) -> 
     cards = browser.find_elements(By.CSS_SELECTOR, "#match-results > li")
     assert len(cards) == 5 and cards[0].get_attribute("data-doc") == "R101"
     reasons = [li.text for li in cards[0].find_elements(By.CSS_SELECTOR, ".reasons li")]
-    assert "领域：领域一致：储运液化" in reasons and any(r.startswith("得分：综合得分") for r in reasons)
+    assert "领域：领域一致：储运液化" in reasons and not any(r.startswith("得分") for r in reasons)
+    assert cards[0].find_element(By.CSS_SELECTOR, ".rating").text in ("匹配度 高", "匹配度 中", "匹配度 低")
+    details = cards[0].find_element(By.CSS_SELECTOR, ".score-details")
+    assert not details.find_element(By.CSS_SELECTOR, ".formula").is_displayed()  # the formula waits behind 详情
+    details.find_element(By.TAG_NAME, "summary").click()
+    assert details.find_element(By.CSS_SELECTOR, ".formula").text.startswith("综合得分")
     _shot(browser, "match.png")
 
     select.select_by_value("")
@@ -243,6 +248,34 @@ def test_match_tab_picks_a_need_and_shows_reasons(server: str, browser: Any) -> 
     browser.find_element(By.CSS_SELECTOR, "#match-form button").click()
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "match-summary"), "您描述的问题"))
     assert browser.find_element(By.CSS_SELECTOR, "#match-results > li").get_attribute("data-doc") == "R110"
+
+
+def _match_need(browser: Any, need_id: str) -> list[Any]:
+    select = Select(browser.find_element(By.ID, "need"))
+    _wait(browser).until(lambda d: len(select.options) > 1)
+    select.select_by_value(need_id)
+    browser.find_element(By.CSS_SELECTOR, "#match-form button").click()
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#match-results > li .pair-status"))
+    return browser.find_elements(By.CSS_SELECTOR, "#match-results > li")  # type: ignore[no-any-return]
+
+
+def test_pair_status_set_on_the_page_is_kept_after_a_reload(server: str, browser: Any) -> None:
+    _open(browser, server + "/#match")
+    key = browser.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys("browser-test-key\t")  # the page keeps it (localStorage) for the reload
+    card = _match_need(browser, "N105")[0]
+    doc = card.get_attribute("data-doc")
+    Select(card.find_element(By.CSS_SELECTOR, ".pair-status")).select_by_value("已联系")
+    card.find_element(By.CSS_SELECTOR, ".pair-note").send_keys("已约下周座谈")
+    card.find_element(By.CSS_SELECTOR, ".pair-save").click()
+    _wait(browser).until(lambda d: "已保存：已联系" in card.find_element(By.CSS_SELECTOR, ".pair-said").text)
+    _shot(browser, "pair.png")
+
+    _open(browser, server + "/#match")
+    card = next(c for c in _match_need(browser, "N105") if c.get_attribute("data-doc") == doc)
+    assert Select(card.find_element(By.CSS_SELECTOR, ".pair-status")).first_selected_option.text == "已联系"
+    assert card.find_element(By.CSS_SELECTOR, ".pair-note").get_attribute("value") == "已约下周座谈"
 
 
 def test_batch_sheet_download(server: str, browser: Any, downloads: Path) -> None:

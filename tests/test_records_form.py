@@ -46,7 +46,7 @@ def test_a_wrong_form_names_each_field_in_chinese(client: TestClient) -> None:
         "visibility": "可见范围须为“公开”或“内部”",
     }
     assert client.post("/records", json={**NEED, "kind": "paper"}).json()["error"]["fields"] == {
-        "kind": "类型须为 need 或 result"}
+        "kind": "类型须为 need 或 result 或 expert"}
     assert client.post("/records", json={**NEED, "trl": "0"}).json()["error"]["fields"] == {
         "trl": "技术成熟度须为 1 到 9 的整数"}
 

@@ -27,7 +27,10 @@ SECRET_NEED = {"id": "N-INT-901", "kind": "need", "title": "保密需求：井�
 SECRET_RESULT = {"id": "R-INT-902", "kind": "result", "title": "未公开成果：氦氖透镜封孔材料", "visibility": "内部",
                  "description": "一种膨胀型氦氖透镜封孔材料，钻孔封孔后漏气量下降，抽采浓度提高，尚未公开。",
                  "field": "内部试点领域", "region": "山西晋城市", "trl": 6, "keywords": ["氦氖透镜", "封孔材料"]}
-SECRETS = ("N-INT-901", "R-INT-902", "保密需求", "未公开成果", "氦氖透镜", "内部试点领域")
+# a public need with contact details: the record endpoint shows them to the bureau, nothing shows them to a reader
+CONTACT_NEED = {"id": "N-PUB-905", "kind": "need", "title": "排采井远程监控", "field": "排采", "region": "山西沁水县",
+                "description": "分散的排采井需要远程监控液面和套压。", "contact": "王工 desk@example.invalid"}
+SECRETS = ("N-INT-901", "R-INT-902", "保密需求", "未公开成果", "氦氖透镜", "内部试点领域", "example.invalid")
 WORD = "氦氖透镜封孔漏气"
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 
@@ -56,7 +59,7 @@ RECORD_ROUTES: dict[tuple[str, str], list[tuple[str, str, dict[str, Any] | None,
                                           ("GET", "/documents/R-INT-902", {"q": WORD}, {})],
     ("GET", "/facets"): [("GET", "/facets", None, {})],
     ("GET", "/stats"): [("GET", "/stats", None, {})],
-    ("GET", "/records/{doc_id}"): [("GET", "/records/N-INT-901", None, {})],
+    ("GET", "/records/{doc_id}"): [("GET", "/records/N-INT-901", None, {}), ("GET", "/records/N-PUB-905", None, {})],
     ("GET", "/records/{doc_id}/versions"): [("GET", "/records/R-INT-902/versions", None, {})],
     ("POST", "/retrieval"): [("POST", "/retrieval", {"knowledge_id": "all", "query": WORD}, {})],
     ("POST", "/dify/retrieval"): [("POST", "/dify/retrieval", {"knowledge_id": "result", "query": WORD}, {})],
@@ -93,6 +96,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = write_market_corpus(root / "corpus")
     (corpus / "needs" / "internal.jsonl").write_text(json.dumps(SECRET_NEED, ensure_ascii=False) + "\n", "utf-8")
     (corpus / "results" / "internal.jsonl").write_text(json.dumps(SECRET_RESULT, ensure_ascii=False) + "\n", "utf-8")
+    (corpus / "needs" / "contact.jsonl").write_text(json.dumps(CONTACT_NEED, ensure_ascii=False) + "\n", "utf-8")
     home = root / "home"
     assert ingest([corpus], Settings(home=home)).failed == []
     return home
@@ -283,3 +287,11 @@ def test_a_near_duplicate_link_never_names_an_internal_record(tmp_path: Path) ->
         s.close()
     assert seen["bureau"][1] == "P-INT-1" and seen["bureau"][3] == ["P-PUB-1"]
     assert seen["reader"] == ([("P-PUB-1", None)], None, [None], [])
+
+
+def test_contacts_only_reach_the_bureau_through_the_record_endpoint(client: TestClient) -> None:
+    for key, contact in ((BUREAU, CONTACT_NEED["contact"]), (ADMIN, CONTACT_NEED["contact"]), (READER, None), (None, None)):
+        shown = client.get("/records/N-PUB-905", headers={"X-API-Key": key} if key else {}).json()
+        assert (shown["title"], shown["contact"]) == (CONTACT_NEED["title"], contact)
+    hits = client.post("/search", json={"query": "排采井远程监控液面", "top_k": 5}, headers={"X-API-Key": BUREAU})
+    assert "N-PUB-905" in hits.text and "example.invalid" not in hits.text

@@ -15,7 +15,7 @@ from api.errors import COMMON_ERRORS, error_responses
 from kb.models import KINDS
 
 router = APIRouter(prefix="/documents", tags=["documents"], responses=COMMON_ERRORS)
-Kind = Literal["document", "plan", "paper", "project", "need", "result"]
+Kind = Literal["document", "plan", "paper", "project", "need", "result", "expert"]
 assert set(KINDS) == set(Kind.__args__)  # type: ignore[attr-defined]
 
 

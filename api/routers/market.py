@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Response
@@ -14,10 +14,14 @@ from api.auth import ReadAccess
 from api.deps import SearchDep, SettingsDep
 from api.errors import COMMON_ERRORS, NotAcceptableError, error_responses
 from api.routers.search import HAS_WORD
+from kb.errors import BadInputError
+from kb.index.pairs import PairStore
 from kb.models import AskResponse, Match, MatchResponse
 from kb.search.ask import TOP_CHUNKS, Asker
 from kb.search.hybrid import Searcher
 from kb.search.match import EXPORT_HEADERS, Filters, Matcher, Record, export_rows, write_table
+from kb.search.match.pairing import statuses, suggest_all
+from kb.search.match.suggest import suggest
 
 router = APIRouter(tags=["market"], responses=COMMON_ERRORS)
 
@@ -46,26 +50,39 @@ class MatchFilters(BaseModel):
         return Filters(min_trl=self.min_trl, field=self.field, region=self.region)
 
 
-_MODES = ("need_id", "result_id", "text")
+_MODES = ("need_id", "result_id", "expert_id", "text")
 # exactly one of the three is a string; the others absent or null (Matcher.match answers 400 otherwise)
 _ONE_OF: Any = [{"required": [m], "properties": {o: {"type": "string" if o == m else "null"} for o in _MODES}}
            for m in _MODES]
 
 
+Target = Literal["result", "expert", "all"]
+
+
 class MatchRequest(MatchFilters):
+    to: Target = Field("result", description="for a need or text: match against results, experts and teams, or both")
     need_id: str | None = Field(None, max_length=200, description="match this need against the results")
     result_id: str | None = Field(None, max_length=200, description="match this result against the needs")
+    expert_id: str | None = Field(None, max_length=200, description="match this expert or team against the needs")
     text: str | None = Field(None, max_length=4000, description="an engineer's own description of a problem",
                              json_schema_extra={"pattern": HAS_WORD})
 
     model_config = {"json_schema_extra": {"oneOf": _ONE_OF, "examples": [
         {"need_id": "N101", "top_k": 5},
         {"text": "集输管线穿过采空区，希望实时发现第三方挖掘和泄漏并给出桩号", "top_k": 5, "min_trl": 5},
-        {"result_id": "R101", "top_k": 3, "region": "沁水"}]}}
+        {"result_id": "R101", "top_k": 3, "region": "沁水"}, {"need_id": "N012", "to": "all", "top_k": 5}]}}
+
+    def mode(self) -> tuple[str, str]:
+        """(need | result | expert | text, the value): exactly one is given, else 400."""
+        given = [(m[:-3] if m.endswith("_id") else m, v) for m in _MODES if (v := getattr(self, m)) is not None]
+        if len(given) != 1:
+            raise BadInputError("give exactly one of need_id, result_id, expert_id or text")
+        return given[0]
 
 
 class BatchRequest(MatchFilters):
     need_ids: list[str] | None = Field(None, max_length=1000, description="these needs only; default every need")
+    to: Target = Field("result", description="results, experts and teams, or both")
 
 
 class NeedMatches(BaseModel):
@@ -87,17 +104,30 @@ async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, caller
                             visible=caller.visible)
 
 
-@router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果，附理由）",
+def _match(s: Searcher, body: MatchRequest) -> MatchResponse:
+    mode, value = body.mode()
+    with PairStore(s.settings.market_path) as store:
+        skip = store.rejected(value) if mode == "need" else frozenset()
+    return suggest(Matcher(s.settings, s), mode=mode, value=value, to=body.to, top_k=body.top_k,
+                   filters=body.filters(), skip=skip)
+
+
+@router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果/专家团队，附理由）",
              responses=error_responses(400, 404, 409, 504))
 async def match(body: MatchRequest, worker: SearchDep, caller: ReadAccess) -> MatchResponse:
-    """Give exactly one of need_id, result_id or text; each match carries readable reasons."""
-    return await worker.run(lambda s: Matcher(s.settings, s).match(
-        need_id=body.need_id, result_id=body.result_id, text=body.text, top_k=body.top_k, filters=body.filters()),
-        visible=caller.visible)
+    """Give exactly one of need_id, result_id, expert_id or text; each match carries readable reasons.
+    Pairs marked 不合适 (POST /pairs) are not suggested again for that need."""
+    return await worker.run(lambda s: _match(s, body), visible=caller.visible)
 
 
-def _batch(s: Searcher, body: BatchRequest) -> list[tuple[Record, list[Match]]]:
-    return Matcher(s.settings, s).match_all_needs(body.top_k, body.filters(), need_ids=body.need_ids)
+Batch = tuple[list[tuple[Record, list[Match]]], dict[tuple[str, str], tuple[str, str]]]
+
+
+def _batch(s: Searcher, body: BatchRequest) -> Batch:
+    with PairStore(s.settings.market_path) as store:
+        pairs = suggest_all(Matcher(s.settings, s), store, top_k=body.top_k, filters=body.filters(),
+                            need_ids=body.need_ids, to=body.to)
+        return pairs, statuses(store)
 
 
 def _wanted(accept: str | None) -> str:
@@ -134,8 +164,10 @@ async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsD
                       accept: Annotated[str | None, Header()] = None) -> Response | BatchResponse:
     """Every need (or ``need_ids``) with its top results; ``Accept`` picks JSON, XLSX or CSV."""
     media = _wanted(accept)
-    pairs = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s, visible=caller.visible)
+    pairs, marks = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s, visible=caller.visible)
+    if not caller.allowed("bureau"):  # pair statuses and notes are the bureau's
+        marks = {}
     if media != JSON:
-        return _sheet(export_rows(pairs), media)
+        return _sheet(export_rows(pairs, marks), media)
     return BatchResponse(needs=len(pairs), results=[NeedMatches(need_id=n.doc_id, title=n.title, matches=m)
                                                    for n, m in pairs])

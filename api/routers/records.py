@@ -57,6 +57,8 @@ class RecordView(BaseModel):
     description: str
     meta: dict[str, Any] = Field(description="field, org, region, trl, keywords and any other column")
     visibility: str = Field(description="public or internal")
+    contact: str | None = Field(None, description="contact details: only to a bureau or admin key (never in search, "
+                                                  "ask or match)")
 
 
 class Saved(BaseModel):
@@ -75,7 +77,7 @@ class Version(RecordView):
 def _view(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any]) -> RecordView:
     description = description_of(body, str(meta.get("keywords") or ""))
     return RecordView(doc_id=doc_id, kind=kind, title=title, description=description, meta=meta,
-                      visibility=visibility_of(meta))
+                      visibility=visibility_of(meta), contact=None)
 
 
 @form_router.get("/record-form", response_model=RecordForm, summary="记录表单的字段（需求、成果）")
@@ -99,7 +101,7 @@ async def _write(worker: SearchDep, settings: Settings, save: Any) -> Saved:
     return Saved(doc_id=done.doc_id, kind=done.kind, changed=done.changed, version=done.version)
 
 
-@router.post("", status_code=201, response_model=Saved, summary="新建需求或成果（表单）",
+@router.post("", status_code=201, response_model=Saved, summary="新建需求、成果或专家（表单）",
              responses=error_responses(400, 403, 409, 422))
 async def create(body: FormBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
     """A new record from the form's fields (``kind`` need or result); 422 names each wrong field in Chinese."""
@@ -107,7 +109,7 @@ async def create(body: FormBody, worker: SearchDep, settings: SettingsDep, calle
     return await _write(worker, settings, lambda: forms.save(doc, settings, by=caller.name, create=True))
 
 
-@router.put("/{doc_id}", response_model=Saved, summary="修改需求或成果（保留旧版本）",
+@router.put("/{doc_id}", response_model=Saved, summary="修改需求、成果或专家（保留旧版本）",
             responses=error_responses(400, 403, 404, 409, 422))
 async def edit(doc_id: str, body: EditBody, worker: SearchDep, settings: SettingsDep, caller: WriteAccess) -> Saved:
     """Replace the record's fields (all of them: a field left out is emptied, except ``visibility``, which stays
@@ -115,23 +117,27 @@ async def edit(doc_id: str, body: EditBody, worker: SearchDep, settings: Setting
     too); what it replaces is kept as a version (``GET /records/{id}/versions``)."""
     current = await worker.run(lambda s: load_record(s.manifest, doc_id), visible=caller.visible)
     if current is None:
-        raise NotFoundError(f"没有编号为 {doc_id!r} 的需求或成果")
-    body = {"visibility": visibility_of(current.meta), **body}
+        raise NotFoundError(f"没有编号为 {doc_id!r} 的需求、成果或专家")
+    contact = await worker.run(lambda s: s.manifest.contact(doc_id), visible=caller.visible)
+    body = {"visibility": visibility_of(current.meta), **({"contact": contact} if contact else {}), **body}
     doc = forms.validate(current.kind, body, settings.record_field_list, doc_id=doc_id, kept=current.meta)
     return await _write(worker, settings, lambda: forms.save(doc, settings, by=caller.name, create=False))
 
 
-def _shown(s: Searcher, doc_id: str) -> RecordView:
+def _shown(s: Searcher, doc_id: str, *, contact: bool = False) -> RecordView:
     rec = load_record(s.manifest, doc_id)
     if rec is None:
-        raise NotFoundError(f"没有编号为 {doc_id!r} 的需求或成果")
-    return _view(rec.doc_id, rec.kind, rec.title, rec.body, rec.meta)
+        raise NotFoundError(f"没有编号为 {doc_id!r} 的需求、成果或专家")
+    view = _view(rec.doc_id, rec.kind, rec.title, rec.body, rec.meta)
+    view.contact = s.manifest.contact(doc_id) if contact else None
+    return view
 
 
-@router.get("/{doc_id}", response_model=RecordView, summary="一条需求或成果（表单的字段）", responses=error_responses(404))
+@router.get("/{doc_id}", response_model=RecordView, summary="一条需求、成果或专家（表单的字段）", responses=error_responses(404))
 async def show(doc_id: str, worker: SearchDep, caller: ReadAccess) -> RecordView:
-    """The record's fields as the form shows them (404 for one this key may not see)."""
-    return await worker.run(lambda s: _shown(s, doc_id), visible=caller.visible)
+    """The record's fields as the form shows them (404 for one this key may not see); ``contact`` only for a bureau
+    or admin key."""
+    return await worker.run(lambda s: _shown(s, doc_id, contact=caller.allowed("bureau")), visible=caller.visible)
 
 
 def _versions(s: Searcher, doc_id: str) -> list[Version]:
@@ -141,7 +147,7 @@ def _versions(s: Searcher, doc_id: str) -> list[Version]:
             for v in versions.earlier(s.manifest, doc_id)]
 
 
-@router.get("/{doc_id}/versions", response_model=list[Version], summary="需求或成果的历史版本",
+@router.get("/{doc_id}/versions", response_model=list[Version], summary="需求、成果或专家的历史版本",
             responses=error_responses(404))
 async def earlier(doc_id: str, worker: SearchDep, caller: ReadAccess) -> list[Version]:
     """Every version an edit replaced, newest first, with when and by which key."""

@@ -1,7 +1,7 @@
 // Shared by the page's modules: DOM building, the JSON API with the optional key, small formatters.
 
 export const $ = (id) => document.getElementById(id);
-export const KIND_NAMES = { document: "文档", plan: "规划", paper: "论文", project: "项目", need: "技术需求", result: "技术成果" };
+export const KIND_NAMES = { document: "文档", plan: "规划", paper: "论文", project: "项目", need: "技术需求", result: "技术成果", expert: "专家团队" };
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

@@ -87,40 +87,86 @@ export async function loadNeeds() {
   select.replaceChildren(...options);
 }
 
-const REASON_ICONS = { terms: "术语", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
+const REASON_ICONS = { terms: "术语", results: "代表成果", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
+const STATUSES = ["推荐", "已联系", "洽谈中", "已签约", "不合适"];
+const RATING_CLASS = { 高: "high", 中: "mid", 低: "low" };
 
-function matchCard(m, n) {
+function matchCard(m, n, needId, pair) {
   const reasons = m.reasons || [];
   const terms = reasons.find((r) => r.type === "terms");
+  const score = reasons.find((r) => r.type === "score");
+  const shown = reasons.filter((r) => r.type !== "score");
   return el("li", { class: "hit", "data-doc": m.doc_id },
     el("h3", {}, `${n}. ${m.title}`),
     el("div", { class: "meta" },
       el("span", { class: "badge" }, KIND_NAMES[m.kind] || m.kind),
+      m.rating ? el("span", { class: `rating rating-${RATING_CLASS[m.rating] || "low"}` }, `匹配度 ${m.rating}`) : null,
       el("span", {}, m.doc_id),
+      m.org ? el("span", { class: "org" }, `单位：${m.org}`) : null,
       m.field ? el("span", {}, m.field) : null,
       m.trl !== null && m.trl !== undefined ? el("span", {}, `TRL ${m.trl}`) : null,
       m.region ? el("span", {}, m.region) : null,
-      el("span", {}, `匹配度 ${m.score.toFixed(3)}`),
       docLink(m.doc_id, null, null)),
-    el("ul", { class: "reasons" }, ...reasons.map((r) =>
+    m.source ? el("p", { class: "source" }, `来源：${m.source}`) : null,
+    el("ul", { class: "reasons" }, ...shown.map((r) =>
       el("li", { class: `reason reason-${r.type}` }, el("b", {}, `${REASON_ICONS[r.type] || r.type}：`), r.text))),
-    el("details", {}, el("summary", {}, "查看详情"),
+    needId ? pairControl(needId, m.doc_id, pair) : null,
+    el("details", { class: "score-details" }, el("summary", {}, "详情"),
+      score ? el("p", { class: "formula" }, score.text) : null,
       el("p", { class: "text", html: (terms && terms.highlighted) || "" })));
 }
+
+// 对接记录: the pair's status and note, saved with POST /pairs (the API key's name is kept with each change)
+function pairControl(needId, candId, pair) {
+  const select = el("select", { class: "pair-status", "aria-label": "对接状态" },
+    el("option", { value: "" }, "（未对接）"), ...STATUSES.map((s) => el("option", { value: s }, s)));
+  select.value = pair ? pair.status : "";
+  const note = el("input", { class: "pair-note", type: "text", maxlength: "2000", placeholder: "备注（可选）",
+                             value: pair ? pair.note : "" });
+  const said = el("span", { class: "pair-said", "aria-live": "polite" },
+                  pair ? `${pair.by || ""} ${new Date(pair.at * 1000).toLocaleString("zh-CN")}` : "");
+  const save = el("button", { type: "button", class: "pair-save" }, "保存状态");
+  save.addEventListener("click", async () => {
+    if (!select.value) { said.textContent = "请先选择状态"; return; }
+    try {
+      const res = await api("/pairs", { method: "POST",
+        body: { need_id: needId, cand_id: candId, status: select.value, note: note.value.trim() } });
+      said.textContent = `已保存：${res.status}（${res.by}）`;
+    } catch (err) {
+      said.textContent = err.message;
+      said.classList.add("error");
+    }
+  });
+  return el("div", { class: "pair" }, el("label", {}, "对接状态 ", select), note, save, said);
+}
+
+async function pairsOf(needId) {
+  if (!needId) return {};
+  try {
+    const res = await api(`/pairs?need_id=${encodeURIComponent(needId)}`);
+    return Object.fromEntries(res.pairs.map((p) => [p.cand_id, p]));
+  } catch (_) {
+    return {}; // no key, or a key that may not see pair statuses: the suggestions still show
+  }
+}
+
+const TARGET_NAMES = { result: "技术成果", expert: "专家团队", all: "成果和专家团队" };
 
 $("match-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const needId = $("need").value;
   const text = $("problem").value.trim();
+  const to = $("match-to").value;
   if (!needId && !text) { setSummary("match-summary", "请选择一项需求或描述您的问题。", "error"); return; }
   setSummary("match-summary", "匹配中…");
   try {
-    const res = await api("/match", { method: "POST", body: needId ? { need_id: needId, top_k: 5 } : { text, top_k: 5 } });
+    const body = needId ? { need_id: needId, top_k: 5, to } : { text, top_k: 5, to };
+    const [res, pairs] = await Promise.all([api("/match", { method: "POST", body }), pairsOf(needId)]);
     const items = res.matches;
     const what = res.query.title ? `「${res.query.title}」` : "您描述的问题";
-    setSummary("match-summary", items.length ? `为${what}找到 ${items.length} 项可能合适的技术成果` : "暂时没有合适的成果。",
-               items.length ? "" : "empty");
-    $("match-results").replaceChildren(...items.map((m, i) => matchCard(m, i + 1)));
+    setSummary("match-summary", items.length ? `为${what}找到 ${items.length} 项可能合适的${TARGET_NAMES[to]}`
+      : `暂时没有合适的${TARGET_NAMES[to]}。`, items.length ? "" : "empty");
+    $("match-results").replaceChildren(...items.map((m, i) => matchCard(m, i + 1, needId, pairs[m.doc_id])));
   } catch (err) {
     setSummary("match-summary", err.message, "error");
     $("match-results").replaceChildren();

@@ -22,9 +22,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from kb.cli import evaluate, index, market, mcp, search, serve, sync
+    from kb.cli import bureau, evaluate, index, market, mcp, search, serve, sync
 
-    for module in (index, sync, search, market, evaluate, serve, mcp):
+    for module in (index, sync, search, market, bureau, evaluate, serve, mcp):
         for command in module.COMMANDS:
             main.add_command(command)
 

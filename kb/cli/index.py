@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -34,8 +35,15 @@ def ingest(paths: tuple[Path, ...], kind: str | None, replace: bool, as_json: bo
     announce_model_build(s)
     bar = progress(quiet, "ingest", "embedding and writing the last batch, then the search index…")
     notify = None if quiet or as_json else (lambda line: click.echo(line, err=True))
+    started = time.time()
     report = run(list(paths), s, kind=kind, progress=bar, notify=notify, replace=replace)
     compacted = compact(s)
+    if s.webhook_url and report.ingested:  # new-arrival notices (docs/MARKET.md); a failed delivery is retried later
+        from kb.integrations.webhook import notify_new
+
+        sent = notify_new(s, since=started)
+        if not as_json and (sent["sent"] or sent["pending"]):
+            click.echo(f"webhook: {sent['sent']} new-arrival notices sent, {sent['pending']} not delivered", err=True)
     if as_json:
         emit(report.model_dump(include={"ingested", "skipped", "chunks", "failed", "deleted", "replaced"}))
     else:

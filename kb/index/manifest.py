@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import VISIBILITIES, Chunk, Document, DuplicateLink, Stats, visibility_of
+from kb.models import CONTACT_KEY, VISIBILITIES, Chunk, Document, DuplicateLink, Stats, visibility_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +39,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicates (
   doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (doc_id TEXT PRIMARY KEY, contact TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS record_versions (
   doc_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, meta TEXT NOT NULL,
   visibility TEXT NOT NULL, texts TEXT NOT NULL, replaced_at REAL NOT NULL, replaced_by TEXT NOT NULL,
@@ -197,12 +198,19 @@ class Manifest:
 
     def put_document(self, doc: Document, chunks: list[Chunk], source_key: str, fingerprint: str,
                      gen: int = 0) -> None:
-        """Record a document under the file it came from (``source_key``, a resolved path)."""
+        """Record a document under the file it came from (``source_key``, a resolved path).
+
+        Its contact details go to their own table, never into ``meta``, which search, ask and match show."""
+        meta = {k: v for k, v in doc.meta.items() if k != CONTACT_KEY}
+        contact = str(doc.meta.get(CONTACT_KEY) or "").strip()
+        self.db.execute("DELETE FROM contacts WHERE doc_id=?", (doc.doc_id,))
+        if contact:
+            self.db.execute("INSERT INTO contacts VALUES (?, ?)", (doc.doc_id, contact))
         self.db.execute(
             "INSERT OR REPLACE INTO documents (doc_id, kind, title, source, fingerprint, n_chunks, meta, at, gen, "
             "visibility) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.kind, doc.title, source_key, fingerprint, len(chunks),
-             json.dumps(doc.meta, ensure_ascii=False), time.time(), gen, visibility_of(doc.meta)),
+             json.dumps(meta, ensure_ascii=False), time.time(), gen, visibility_of(doc.meta)),
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ord, text, embed_text, section, page, ocr, lookup) "
@@ -216,6 +224,20 @@ class Manifest:
         self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM minhash WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM duplicates WHERE doc_id=? OR of_doc=?", (doc_id, doc_id))
+        self.db.execute("DELETE FROM contacts WHERE doc_id=?", (doc_id,))
+
+    def contact(self, doc_id: str) -> str | None:
+        """A record's contact details (for the record endpoint, to a caller allowed to see them)."""
+        row = self.db.execute("SELECT x.contact FROM contacts x JOIN documents d USING(doc_id) "
+                              f"WHERE x.doc_id=? AND {self._readable()}", (doc_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def changed_since(self, kinds: tuple[str, ...], since: float) -> list[tuple[str, str, float]]:
+        """(doc_id, kind, time) of published documents of these kinds stored (new or changed) after ``since``."""
+        q = ",".join("?" * len(kinds))
+        rows = self.db.execute(f"SELECT doc_id, kind, at FROM documents d WHERE kind IN ({q}) AND at > ? "
+                               f"AND {VISIBLE} ORDER BY at, doc_id", (*kinds, since))
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     # ---- near-duplicates (kb/ingest/duplicates.py) -----------------------------------------------
 

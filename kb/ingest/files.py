@@ -9,7 +9,8 @@ from pathlib import Path
 IGNORE_FILE = ".kbignore"
 DEFAULT_IGNORE = ["README*"]  # a folder's README describes the folder; it is not content
 _FOLDER_KINDS = {"plan": "plan", "papers": "paper", "paper": "paper", "projects": "project",
-                 "needs": "need", "results": "result"}
+                 "needs": "need", "results": "result",
+                 "experts": "expert"}
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:

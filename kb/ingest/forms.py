@@ -24,7 +24,7 @@ from kb.settings import Settings
 FORM_SOURCE = "表单录入"  # the source of a record created by form (a file's record keeps its file when edited)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"[^\W_]")  # a title or description needs a letter, digit or CJK character
-_PREFIX = {"need": "N", "result": "R"}
+_PREFIX = {"need": "N", "result": "R", "expert": "E"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,17 @@ def _fields(what: str, org: str, trl: str) -> tuple[FormField, ...]:
 FORMS: dict[str, tuple[FormField, ...]] = {
     "need": _fields("需求", "需求单位", "期望技术成熟度（TRL）"),
     "result": _fields("成果", "成果单位", "技术成熟度（TRL）"),
+    "expert": (
+        FormField("id", "编号", hint="留空则自动生成；只能用字母、数字和 - _ ."),
+        FormField("title", "专家或团队名称", required=True),
+        FormField("description", "研究方向与专长", "textarea", required=True, max_len=20000),
+        FormField("field", "领域", "field", required=True),
+        FormField("org", "所在单位"),
+        FormField("region", "地区", hint="如 山西晋城市"),
+        FormField("keywords", "关键词", "keywords", max_len=1000, hint="用逗号或顿号分隔"),
+        FormField("contact", "联系方式", max_len=500, hint="只有科技局和管理员能看到，不进入检索"),
+        FormField("visibility", "可见范围", "visibility", hint="内部：只有科技局和管理员能看到"),
+    ),
 }
 
 

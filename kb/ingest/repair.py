@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from kb.lang.pii import mask_pii
 from kb.lang.repair import fold_compat
-from kb.models import Document
+from kb.models import CONTACT_KEY, Document
 
 
 def clean_text(text: str, redact_pii: bool) -> str:
@@ -18,7 +18,9 @@ def clean_text(text: str, redact_pii: bool) -> str:
 def finish_document(doc: Document, redact_pii: bool) -> Document:
     """The document with every section, heading, its title and its text metadata cleaned (``clean_text``)."""
     doc.title = clean_text(doc.title, redact_pii)
-    doc.meta = {k: clean_text(v, redact_pii) if isinstance(v, str) else v for k, v in doc.meta.items()}
+    # contact details are never indexed or shown in search (CONTACT_KEY): kept as given for the record endpoint
+    doc.meta = {k: clean_text(v, redact_pii if k != CONTACT_KEY else False) if isinstance(v, str) else v
+                for k, v in doc.meta.items()}
     doc.sections = [replace(s, text=clean_text(s.text, redact_pii),
                             path=tuple(clean_text(p, redact_pii) for p in s.path)) for s in doc.sections]
     return doc

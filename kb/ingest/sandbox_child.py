@@ -1,6 +1,7 @@
-"""The child of kb/ingest/sandbox.py: runs the registry's reader on stdin's bytes under a memory limit.
+"""The child of kb/ingest/sandbox.py: runs the registry's reader on files sent on stdin, under a memory limit.
 
-Started as ``python -m kb.ingest.sandbox_child SPEC``; answers in JSON lines on stdout (see kb/ingest/sandbox.py).
+Started as ``python -m kb.ingest.sandbox_child --serve MEMORY_MB``: reads a JSON header line and that many bytes,
+answers in JSON lines on stdout (see kb/ingest/sandbox.py), then waits for the next file until stdin closes.
 """
 
 from __future__ import annotations
@@ -50,13 +51,18 @@ def child(spec: dict[str, Any], data: bytes) -> dict[str, Any]:
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
-    _limit_memory(int(spec["memory_mb"]))
-    data = sys.stdin.buffer.read()
-    try:
-        _emit(child(spec, data))
-    except MemoryError:  # building the answer itself ran out
-        _emit({"error": f"parsing needs more than {spec['memory_mb']} MB of memory (KB_PARSE_MEMORY_MB)"})
+    assert sys.argv[1] == "--serve", "usage: python -m kb.ingest.sandbox_child --serve MEMORY_MB"
+    memory_mb = int(sys.argv[2])
+    _limit_memory(memory_mb)
+    stdin = sys.stdin.buffer
+    while header := stdin.readline():
+        spec = json.loads(header)
+        data = stdin.read(int(spec["size"]))
+        try:
+            _emit(child(spec, data))
+        except MemoryError:  # building the answer itself ran out
+            _emit({"error": f"parsing needs more than {memory_mb} MB of memory (KB_PARSE_MEMORY_MB)"})
+        del data
 
 
 if __name__ == "__main__":

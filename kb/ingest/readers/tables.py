@@ -19,11 +19,15 @@ from kb.ingest.readers.grid import is_lookup_row, named_rows
 from kb.ingest.readers.text import decode_text
 from kb.ingest.readers.zipcheck import check_zip
 from kb.lang.text import normalize
-from kb.models import KINDS, VISIBILITY_WORDS, Document, Section
+from kb.models import CONTACT_KEY, KINDS, VISIBILITY_WORDS, Document, Section
 
 TABLE_EXT = (".csv", ".tsv", ".xlsx", ".xls", ".jsonl")
 csv.field_size_limit(64 << 20)  # a long report in one cell is text to chunk, not a malformed file
-RECORD_KINDS = ("need", "result")
+RECORD_KINDS = ("need", "result", "expert")
+# an expert/team record names its fields its own way; these fill the record's title and description
+_EXPERT_ALIASES = {"title": ("name", "名称", "姓名", "团队"), "description": ("expertise", "研究方向", "专长")}
+# columns of contact details: one CONTACT_KEY value, never in the indexed text (see kb/models.py)
+_CONTACT_KEYS = (CONTACT_KEY, "联系方式", "phone", "email", "电话", "邮箱", "联系人")
 _TITLE_KEYS = ("title", "name", "名称", "项目名称", "标题")
 _KEYWORD_SPLIT = str.maketrans({"，": ",", "、": ",", "；": ",", ";": ","})
 
@@ -159,8 +163,28 @@ def _row_label(path: Path, row: dict[str, Any]) -> str:
     return f"{path.name} {row['_where']}" + (f" (id {_cell(row['id'])})" if _cell(row.get("id")) else "")
 
 
+def _expert_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An expert/team row with title and description filled from its own names (name, expertise ...)."""
+    out = dict(row)
+    for key, aliases in _EXPERT_ALIASES.items():
+        given = next((a for a in aliases if _cell(row.get(a))), None)
+        if not _cell(out.get(key)) and given:
+            out[key] = out.pop(given)
+    return out
+
+
+def _contact(row: dict[str, Any]) -> str:
+    """Every contact column of a row, as one line ("电话: ...; 邮箱: ...")."""
+    parts = [(k, _cell(row.get(k))) for k in _CONTACT_KEYS if _cell(row.get(k))]
+    return parts[0][1] if len(parts) == 1 and parts[0][0] == CONTACT_KEY else "; ".join(f"{k}: {v}" for k, v in parts)
+
+
 def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> Document:
-    """A need/result record; rejects rows missing id/title/description or with trl outside 1-9."""
+    """A need/result/expert record; rejects rows missing id/title/description or with trl outside 1-9."""
+    if kind == "expert":
+        row = _expert_row(row)
+    contact = _contact(row)
+    row = {k: v for k, v in row.items() if k not in _CONTACT_KEYS}
     missing = [k for k in ("id", "title", "description") if not _cell(row.get(k))]
     if missing:
         raise RecordError(f"{label}: missing {', '.join(missing)}")
@@ -180,6 +204,8 @@ def record_document(row: dict[str, Any], kind: str, source: str, label: str) -> 
     meta["keywords"] = ",".join(
         k.strip() for k in (kw if isinstance(kw, list) else _cell(kw).translate(_KEYWORD_SPLIT).split(",")) if k and k.strip()
     )
+    if contact:
+        meta[CONTACT_KEY] = contact
     title, desc = _cell(row["title"]), _cell(row["description"])
     text = desc + (f"\n关键词：{meta['keywords']}" if meta["keywords"] else "")
     return Document(_cell(row["id"]), kind, title, source, [Section(text)], meta)

@@ -84,14 +84,15 @@ class Matcher:
             raise BadInputError("top_k must be between 1 and 1000")
         mode, value = given[0]
         flt = (filters or Filters()).check()
-        query = self._query(mode, value)
+        query = self.query(mode, value)
         cands = self.records(TARGET[mode])
         matches = self.rank(query, cands, flt, top_k, self.weights())
         q = MatchQuery(mode=mode, id=None if mode == "text" else value, title=query.title or None,
                        text=query.text.strip(), target=TARGET[mode], top_k=top_k, **asdict(flt))
         return MatchResponse(query=q, matches=matches)
 
-    def _query(self, mode: str, value: str) -> Record:
+    def query(self, mode: str, value: str) -> Record:
+        """The record a query stands for: a need, result or expert by id, or free text (a record without an id)."""
         if mode == "text":
             return Record("", "text", "", clean_query(value))
         rec = self.records(mode).get(value.strip())

@@ -6,13 +6,14 @@ import html
 import re
 from typing import Any
 
+from kb.lang.places import same_city
 from kb.models import Reason
 from kb.search.match.records import Record
 from kb.search.match.scoring import FIELD_BONUS, W_TERMS, highlight
 
 _PAREN = re.compile(r"[（(][^）)]*[）)]")
 
-_ROLE = {"need": "需求", "result": "成果"}
+_ROLE = {"need": "需求", "result": "成果", "expert": "专家团队"}
 
 
 def _area(region: str) -> str:
@@ -20,7 +21,10 @@ def _area(region: str) -> str:
 
 
 def same_area(a: str, b: str) -> bool:
-    """Same place: one name inside the other, or a shared prefix beyond the province (山西沁水…)."""
+    """Same place: a shared city on the division hierarchy (沁水盆地 and 山西晋城: yes, kb/lang/places.py), else
+    one name inside the other, or a shared prefix beyond the province (山西沁水…)."""
+    if a.strip() and b.strip() and (city := same_city(a, b)) is not None:
+        return city
     a, b = _area(a), _area(b)
     if not a or not b:
         return False

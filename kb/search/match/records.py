@@ -57,9 +57,9 @@ def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
 
 
 def load_record(manifest: Manifest, doc_id: str) -> Record | None:
-    """One need or result as the manifest (view) may show it; None when absent, unreadable or not a record."""
+    """One need, result or expert as the manifest (view) may show it; None when absent, unreadable or no record."""
     row = manifest.document(doc_id)
-    if row is None or row["kind"] not in ("need", "result"):
+    if row is None or row["kind"] not in ("need", "result", "expert"):
         return None
     body = join_chunks(c["text"] for c in manifest.document_chunks(doc_id))
     return Record(doc_id, str(row["kind"]), str(row["title"]), body, row["meta"])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import html
 import math
-from functools import lru_cache
-from importlib import resources
 
-from kb.lang.text import jieba_instance, jieba_tokens
+from kb.lang.text import jieba_tokens
 from kb.models import content_hash
 from kb.search.highlight import spans
+from kb.search.match.vocab import domain_term
 
 # Weights measured on eval/cbm/parts/need_pairs_*.jsonl (see eval/match_eval.py).
 W_TITLE = 0.3  # titles are terse: a weaker but independent view of the candidate
@@ -18,7 +17,6 @@ W_TERMS = 0.3  # share of the score from shared technical terms
 FIELD_BONUS = 0.01  # same field nudges the score; TRL and region are shown but not scored, because
 # engineers' labels accept less mature or out-of-area results and penalising them lost recall
 GENERIC_DF = 0.15  # a term in more than this share of records is too generic to show as a reason
-GENERAL_FREQ = 2000  # jieba dictionary frequency above which a word is everyday Chinese, not jargon
 MAX_SHOWN_TERMS = 8
 CACHE_MAX = 50_000
 _TERM_CACHE: dict[str, frozenset[str]] = {}
@@ -63,21 +61,12 @@ def combine(sem: float, lex: float, adjust: float) -> float:
     return (1 - W_TERMS) * sem + W_TERMS * lex + adjust
 
 
-@lru_cache(maxsize=1)
-def _vocab() -> tuple[dict[str, int], frozenset[str]]:
-    """jieba's general-language word frequencies and the words of our CBM dictionary."""
-    jieba = jieba_instance()  # loaded with the CBM user dictionary
-    lines = resources.files("kb.resources").joinpath("cbm_userdict.txt").read_text(encoding="utf-8").splitlines()
-    return jieba.dt.FREQ, frozenset(w.split()[0] for w in lines if w.strip())
-
-
 def technical(word: str) -> bool:
-    """A CBM dictionary word, or one that is rare in general Chinese (so 钻具 yes, 组织/一个 no).
+    """A domain term (kb/search/match/vocab.py: 钻具 yes, 便于/常规/孔卡 no).
 
     Only for display: scoring uses every word, IDF-weighted, which measured better.
     """
-    freq, cbm = _vocab()
-    return word in cbm or (freq.get(word) or 0) < GENERAL_FREQ
+    return domain_term(word)
 
 
 def shown_terms(shared: frozenset[str], weights: dict[str, float], n_docs: int) -> list[str]:
