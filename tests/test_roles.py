@@ -11,8 +11,8 @@ from typing import Any
 
 import openpyxl
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Mount
 
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings, parse_api_keys
@@ -29,7 +29,7 @@ SECRET_RESULT = {"id": "R-INT-902", "kind": "result", "title": "未公开成果�
                  "field": "内部试点领域", "region": "山西晋城市", "trl": 6, "keywords": ["氦氖透镜", "封孔材料"]}
 # a public need with contact details: the record endpoint shows them to the bureau, nothing shows them to a reader
 CONTACT_NEED = {"id": "N-PUB-905", "kind": "need", "title": "排采井远程监控", "field": "排采", "region": "山西沁水县",
-                "description": "分散的排采井需要远程监控液面和套压。", "contact": "王工 desk@example.invalid"}
+                "description": "分散的排采井需要远程监控液面和套压。", "contact": "王工desk@example.invalid"}
 SECRETS = ("N-INT-901", "R-INT-902", "保密需求", "未公开成果", "氦氖透镜", "内部试点领域", "example.invalid")
 WORD = "氦氖透镜封孔漏气"
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
@@ -61,6 +61,8 @@ RECORD_ROUTES: dict[tuple[str, str], list[tuple[str, str, dict[str, Any] | None,
     ("GET", "/stats"): [("GET", "/stats", None, {})],
     ("GET", "/records/{doc_id}"): [("GET", "/records/N-INT-901", None, {}), ("GET", "/records/N-PUB-905", None, {})],
     ("GET", "/records/{doc_id}/versions"): [("GET", "/records/R-INT-902/versions", None, {})],
+    ("GET", "/match/new"): [("GET", "/match/new", {"since": 0}, {})],
+    ("GET", "/needs/unmet"): [("GET", "/needs/unmet", None, {})],
     ("POST", "/retrieval"): [("POST", "/retrieval", {"knowledge_id": "all", "query": WORD}, {})],
     ("POST", "/dify/retrieval"): [("POST", "/dify/retrieval", {"knowledge_id": "result", "query": WORD}, {})],
     ("POST", "/mcp"): [("POST", "/mcp", _tool("search", query=WORD, top_k=10), MCP_ACCEPT),
@@ -81,6 +83,12 @@ NO_RECORD_TEXT: dict[tuple[str, str], str] = {
     ("GET", "/"): "the web page", ("GET", "/docs"): "API docs page", ("GET", "/redoc"): "API docs page",
     ("GET", "/openapi.json"): "the schema", ("HEAD", "/openapi.json"): "the schema",
     ("GET", "/docs/oauth2-redirect"): "API docs page",
+}
+# the bureau's own routes (match records, 对接记录): a bureau or admin key, never a reader's
+BUREAU_ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
+    ("POST", "/pairs"): ("POST", "/pairs", {"need_id": "N101", "cand_id": "R101", "status": "推荐"}),
+    ("GET", "/pairs"): ("GET", "/pairs", None),
+    ("GET", "/pairs/summary"): ("GET", "/pairs/summary", None),
 }
 WRITE_ROUTES: dict[tuple[str, str], tuple[str, str, dict[str, Any] | None]] = {
     ("POST", "/documents"): ("POST", "/documents", None),
@@ -129,19 +137,18 @@ def _call(c: TestClient, req: tuple[str, str, dict[str, Any] | None, dict[str, s
 
 
 def _routes(client: TestClient) -> set[tuple[str, str]]:
-    out = set()
-    for r in client.app.routes:  # type: ignore[attr-defined]
-        if isinstance(r, Mount):
-            continue
-        out |= {(m, r.path) for m in getattr(r, "methods", None) or ()}
-    return out
+    """(method, path) of every route, included routers' routes among them (mounts have no methods)."""
+    return {(m, rc.path) for rc in iter_route_contexts(client.app.routes)  # type: ignore[attr-defined]
+            for m in rc.methods or ()}
 
 
 def test_every_route_is_classified(client: TestClient) -> None:
     """A new route fails here until it is listed: as returning record text (and then checked below), as
     returning none, or as a write."""
-    known = set(RECORD_ROUTES) | set(NO_RECORD_TEXT) | set(WRITE_ROUTES)
-    assert _routes(client) - known == set()
+    known = set(RECORD_ROUTES) | set(NO_RECORD_TEXT) | set(BUREAU_ROUTES) | set(WRITE_ROUTES)
+    routes = _routes(client)
+    assert ("POST", "/search") in routes and ("GET", "/records/{doc_id}") in routes  # included routers are seen
+    assert routes - known == set()
 
 
 @pytest.mark.parametrize("route", sorted(RECORD_ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
@@ -295,3 +302,12 @@ def test_contacts_only_reach_the_bureau_through_the_record_endpoint(client: Test
         assert (shown["title"], shown["contact"]) == (CONTACT_NEED["title"], contact)
     hits = client.post("/search", json={"query": "排采井远程监控液面", "top_k": 5}, headers={"X-API-Key": BUREAU})
     assert "N-PUB-905" in hits.text and "example.invalid" not in hits.text
+
+
+@pytest.mark.parametrize("route", sorted(BUREAU_ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_match_records_need_the_bureau(client: TestClient, route: tuple[str, str]) -> None:
+    method, path, body = BUREAU_ROUTES[route]
+    resp = client.request(method, path, json=body, headers={"X-API-Key": READER})
+    assert resp.status_code == 403 and resp.json()["error"]["code"] == "forbidden", resp.text
+    assert client.request(method, path, json=body).status_code == 401
+    assert client.request(method, path, json=body, headers={"X-API-Key": BUREAU}).status_code == 200
