@@ -313,3 +313,31 @@ def test_only_domain_terms_are_shown_as_shared_terms() -> None:
 
     assert [w for w in ("便于", "多口", "常规", "孔卡", "频繁", "一个") if domain_term(w)] == []
     assert all(domain_term(w) for w in ("钻具", "煤粉", "煤泥", "修井", "井筒", "压差", "地层", "排采", "瓦斯", "检泵"))
+
+
+def test_mcp_match_reaches_experts_and_leaves_out_rejected_pairs(home: Path) -> None:
+    import asyncio
+
+    from mcp import Client
+
+    from kb.integrations.mcp_server import LocalRunner, build_server
+
+    settings = Settings(home=home)
+    with PairStore(settings.market_path) as store:
+        store.set_status(need_id="B-N1", cand_id="B-R1", cand_kind="result", status="不合适", note="不接受小批量")
+    runner = LocalRunner(settings)
+
+    async def calls() -> tuple[Any, Any, Any]:
+        async with Client(build_server(settings, runner)) as client:
+            return (await client.call_tool("match", {"need_id": "B-N1", "to": "all", "top_k": 5}),
+                    await client.call_tool("match", {"expert_id": "B-E1", "top_k": 2}),
+                    await client.call_tool("match", {"need_id": "B-N1", "text": "煤粉"}))
+
+    try:
+        to_all, from_expert, both = asyncio.run(calls())
+    finally:
+        runner.close()
+    ids = [m["doc_id"] for m in to_all.structured_content["matches"]]
+    assert "B-E1" in ids and "B-R1" not in ids  # experts reached, the 不合适 pair left out
+    assert from_expert.structured_content["matches"][0]["doc_id"] == "B-N1"
+    assert both.is_error and "exactly one of" in both.content[0].text

@@ -21,7 +21,7 @@ from kb.search.ask import TOP_CHUNKS, Asker
 from kb.search.hybrid import Searcher
 from kb.search.match import EXPORT_HEADERS, Filters, Matcher, Record, export_rows, write_table
 from kb.search.match.pairing import statuses, suggest_all
-from kb.search.match.suggest import suggest
+from kb.search.match.suggest import suggest_open
 
 router = APIRouter(tags=["market"], responses=COMMON_ERRORS)
 
@@ -106,10 +106,8 @@ async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, caller
 
 def _match(s: Searcher, body: MatchRequest) -> MatchResponse:
     mode, value = body.mode()
-    with PairStore(s.settings.market_path) as store:
-        skip = store.rejected(value) if mode == "need" else frozenset()
-    return suggest(Matcher(s.settings, s), mode=mode, value=value, to=body.to, top_k=body.top_k,
-                   filters=body.filters(), skip=skip)
+    return suggest_open(Matcher(s.settings, s), mode=mode, value=value, to=body.to, top_k=body.top_k,
+                        filters=body.filters())
 
 
 @router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果/专家团队，附理由）",

@@ -80,7 +80,7 @@ def match(need_id: str | None, result_id: str | None, expert_id: str | None, tex
             return
     from kb.index.pairs import PairStore
     from kb.search.match import Filters, Matcher
-    from kb.search.match.suggest import suggest
+    from kb.search.match.suggest import suggest_open
 
     flt = Filters(min_trl=min_trl, field=field, region=region).check()
     matcher = Matcher(s)
@@ -91,8 +91,7 @@ def match(need_id: str | None, result_id: str | None, expert_id: str | None, tex
             _batch(matcher, store, top_k, flt, to, out, quiet, as_json)
         else:
             value = str(next(v for m, v in given if m == mode))
-            skip = store.rejected(value) if mode == "need" else frozenset()
-            _show(suggest(matcher, mode=mode, value=value, to=to, top_k=top_k, filters=flt, skip=skip), as_json)
+            _show(suggest_open(matcher, mode=mode, value=value, to=to, top_k=top_k, filters=flt), as_json)
 
 
 def _batch(matcher: Matcher, store: PairStore, top_k: int, flt: Filters, to: str, out: Path, quiet: bool,

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 from mcp.server.mcpserver import MCPServer
@@ -21,13 +21,14 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp_types import Resource as MCPResource
 from pydantic import BaseModel, Field
 
-from kb.errors import KBError, NotFoundError
+from kb.errors import BadInputError, KBError, NotFoundError
 from kb.index import bm25_files
 from kb.index.manifest import Manifest
 from kb.models import KINDS, AskResponse, MatchResponse, SearchResponse
 from kb.search.ask import TOP_CHUNKS, Asker
 from kb.search.hybrid import Searcher
 from kb.search.match import Filters, Matcher
+from kb.search.match.suggest import suggest_open
 from kb.settings import Settings
 
 T = TypeVar("T")
@@ -141,21 +142,30 @@ def build_server(settings: Settings, runner: SearchRunner, *, visible: Callable[
         budget = settings.search_timeout_s + (settings.llm_timeout if settings.llm_base_url else 0.0)
         return await call(lambda s: Asker(s.settings, s).ask(question, top_k=top_k), budget)
 
-    @server.tool(description="供需匹配：给出 need_id、result_id 或 text 之一，返回最相符的成果（或需求）及匹配理由。"
-                             " / Match a technology need to results (or a result to needs, or free text to results), "
-                             "with readable reasons. Give exactly one of need_id, result_id, text.")
+    @server.tool(description="供需匹配：给出 need_id、result_id、expert_id 或 text 之一，返回最相符的成果或专家团队"
+                             "（或需求）及匹配理由；标为不合适的配对不再推荐。"
+                             " / Match a technology need to results or experts and teams (or a result or an expert "
+                             "to needs, or free text), with readable reasons. Give exactly one of need_id, result_id, "
+                             "expert_id, text; pairs the bureau marked unsuitable are left out.")
     async def match(
         text: Annotated[str | None, Field(max_length=4000, description="问题描述 / a problem in your own words")] = None,
         need_id: Annotated[str | None, Field(max_length=200, description="需求编号，如 N101 / a need's id")] = None,
         result_id: Annotated[str | None, Field(max_length=200, description="成果编号，如 R101 / a result's id")] = None,
+        expert_id: Annotated[str | None, Field(max_length=200, description="专家团队编号 / an expert's id")] = None,
+        to: Annotated[Literal["result", "expert", "all"],
+                      Field(description="需求或文本匹配的对象：成果、专家团队或两者 / results, experts or both")] = "result",
         top_k: Annotated[int, Field(ge=1, le=50)] = 5,
         min_trl: Annotated[int | None, Field(ge=1, le=9, description="最低技术成熟度 / minimum TRL")] = None,
         field: Annotated[str | None, Field(max_length=100, description="领域，如 储运液化 / field")] = None,
         region: Annotated[str | None, Field(max_length=100, description="地区包含，如 沁水 / region contains")] = None,
     ) -> MatchResponse:
-        flt = Filters(min_trl=min_trl, field=field, region=region)
-        return await call(lambda s: Matcher(s.settings, s).match(need_id=need_id, result_id=result_id, text=text,
-                                                                  top_k=top_k, filters=flt))
+        given = [(m, v) for m, v in (("need", need_id), ("result", result_id), ("expert", expert_id), ("text", text))
+                 if v is not None]
+        if len(given) != 1:
+            raise _tool_error(BadInputError("give exactly one of need_id, result_id, expert_id or text"))
+        (mode, value), flt = given[0], Filters(min_trl=min_trl, field=field, region=region)
+        return await call(lambda s: suggest_open(Matcher(s.settings, s), mode=mode, value=value, to=to, top_k=top_k,
+                                                 filters=flt))
 
     @server.tool(description="文档全文：按 doc_id 取回一篇文档的元数据和全部段落。"
                              " / One document by doc_id: its metadata and every passage in order.")

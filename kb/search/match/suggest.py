@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from kb.errors import BadInputError
+from kb.index.pairs import PairStore
 from kb.models import Match, MatchQuery, MatchResponse
 from kb.search.match.experts import expert_reasons
 from kb.search.match.matcher import Filters, Matcher
@@ -64,3 +65,11 @@ def suggest(matcher: Matcher, *, mode: str, value: str, to: str = "result", top_
     q = MatchQuery(mode=mode, id=None if mode == "text" else value, title=query.title or None,
                    text=query.text.strip(), target=target, top_k=top_k, **asdict(flt))
     return MatchResponse(query=q, matches=matches[:top_k])
+
+
+def suggest_open(matcher: Matcher, *, mode: str, value: str, to: str = "result", top_k: int = 5,
+                 filters: Filters | None = None) -> MatchResponse:
+    """``suggest`` without the pairs the bureau marked 不合适 for this need (the API, the CLI and MCP answer so)."""
+    with PairStore(matcher.searcher.settings.market_path) as store:
+        skip = store.rejected(value) if mode == "need" else frozenset()
+    return suggest(matcher, mode=mode, value=value, to=to, top_k=top_k, filters=filters, skip=skip)
