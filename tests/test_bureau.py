@@ -321,6 +321,7 @@ def test_mcp_match_reaches_experts_and_leaves_out_rejected_pairs(home: Path) -> 
     from mcp import Client
 
     from kb.integrations.mcp_server import LocalRunner, build_server
+    from kb.models import EVERYTHING
 
     settings = Settings(home=home)
     with PairStore(settings.market_path) as store:
@@ -328,7 +329,7 @@ def test_mcp_match_reaches_experts_and_leaves_out_rejected_pairs(home: Path) -> 
     runner = LocalRunner(settings)
 
     async def calls() -> tuple[Any, Any, Any]:
-        async with Client(build_server(settings, runner)) as client:
+        async with Client(build_server(settings, runner, visible=lambda: EVERYTHING)) as client:  # as kb mcp
             return (await client.call_tool("match", {"need_id": "B-N1", "to": "all", "top_k": 5}),
                     await client.call_tool("match", {"expert_id": "B-E1", "top_k": 2}),
                     await client.call_tool("match", {"need_id": "B-N1", "text": "煤粉"}))
