@@ -162,6 +162,7 @@ async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsD
                       accept: Annotated[str | None, Header()] = None) -> Response | BatchResponse:
     """Every need (or ``need_ids``) with its top results; ``Accept`` picks JSON, XLSX or CSV."""
     media = _wanted(accept)
+    body.filters().check()  # a blank filter is a 400 even when no need is asked for (need_ids: [])
     pairs, marks = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s, visible=caller.visible)
     if not caller.allowed("bureau"):  # pair statuses and notes are the bureau's
         marks = {}

@@ -113,17 +113,22 @@ def json_schema(field_choices: list[str], *, edit: bool = False) -> dict[str, An
                                                               "items": {**text, "maxLength": MAX_KEYWORD}},
                                {"type": "null"}]},
     }
-    props: dict[str, Any] = {"kind": {**text, "enum": list(FORMS)}}
-    for f in {f.name: f for spec in FORMS.values() for f in spec}.values():
-        if f.name == "id":
-            props["id"] = {"anyOf": [{**text, "pattern": f"^(?:{_ID.pattern[1:-1]})?$"}, {"type": "null"}]}
-        elif f.required and f.widget != "field":
-            props[f.name] = {**text, "maxLength": f.max_len, "pattern": _WORD.pattern}
-        else:
-            props[f.name] = widgets.get(f.widget, {"anyOf": [{**text, "maxLength": f.max_len}, {"type": "null"}]})
-    required = sorted({f.name for spec in FORMS.values() for f in spec if f.required})
-    return {"type": "object", "properties": props, "required": required if edit else ["kind", *required],
-            "additionalProperties": False}
+
+    def one(kind: str) -> dict[str, Any]:
+        props: dict[str, Any] = {"kind": {**text, "enum": [kind]}}
+        for f in FORMS[kind]:
+            if f.name == "id":
+                props["id"] = {"anyOf": [{**text, "pattern": f"^(?:{_ID.pattern[1:-1]})?$"}, {"type": "null"}]}
+            elif f.required and f.widget != "field":
+                props[f.name] = {**text, "maxLength": f.max_len, "pattern": _WORD.pattern}
+            else:
+                props[f.name] = widgets.get(f.widget, {"anyOf": [{**text, "maxLength": f.max_len}, {"type": "null"}]})
+        required = [f.name for f in FORMS[kind] if f.required]
+        return {"type": "object", "properties": props, "required": required if edit else ["kind", *required],
+                "additionalProperties": False}
+
+    # a new record: exactly the form of its kind; an edit: the form of the record's kind (which the body may omit)
+    return {"type": "object", ("anyOf" if edit else "oneOf"): [one(k) for k in FORMS]}
 
 
 def _known(kind: str) -> str:
