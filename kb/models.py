@@ -135,6 +135,7 @@ class SearchHit(BaseModel):
     highlighted: str = ""
     dense_score: float | None = None
     bm25_score: float | None = None
+    chunk_ids: list[str] = Field(default_factory=list)  # the chunks this hit's passage covers, in order
     ocr: bool = False  # the passage was recognised from a page image
     duplicate_of: str | None = None  # its document is a possible duplicate of this one (kb/ingest/duplicates.py)
 
@@ -143,6 +144,7 @@ class SearchResponse(BaseModel):
     query: str
     took_ms: float
     hits: list[SearchHit]
+    found: bool = True  # false: nothing is likely relevant (the best hit was below KB_MIN_RELEVANCE)
 
 
 class DuplicateLink(BaseModel):
@@ -198,6 +200,7 @@ class Match(BaseModel):
     field: str | None = None
     trl: int | None = None
     region: str | None = None
+    strong: bool = False  # score (estimated probability that it solves the need) reaches the strong-match level
     org: str | None = None  # the candidate's organisation (成果单位 / 需求单位 / 专家所在单位)
     source: str | None = None  # where the record says it comes from (a paper, a report, a standard)
     rating: str | None = None  # 高 | 中 | 低, from the score (kb/search/match/threshold.py)
@@ -206,6 +209,7 @@ class Match(BaseModel):
 class MatchResponse(BaseModel):
     query: MatchQuery
     matches: list[Match]
+    strong_match: bool = False  # false: no candidate is a strong match ("no strong match" / 暂无把握较大的匹配)
 
 
 class Citation(BaseModel):

@@ -78,9 +78,21 @@ class Settings(BaseSettings):
     lexical: str = Field(default="char", description="BM25 tokens: char | jieba | both")
     w_dense: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of dense scores")
     w_bm25: float = Field(default=0.5, ge=0.0, le=1.0, description="fusion weight of BM25 scores")
-    fusion: Literal["relative", "dbsf", "rrf"] = Field(
-        default="relative", description="how each retriever's scores are scaled before the weighted sum: min-max "
-        "(relative), mean +- 3 standard deviations (dbsf), or reciprocal rank (rrf)")
+    fusion: Literal["calibrated", "relative", "dbsf", "rrf"] = Field(
+        default="calibrated", description="calibrated: a hit's score is its estimated probability of relevance, "
+        "fitted on public sets (kb/resources/fusion_calibration.json); or the weighted sum of each retriever's "
+        "scores scaled by min-max (relative), mean +- 3 standard deviations (dbsf) or reciprocal rank (rrf)")
+    min_relevance: float = Field(default=0.1, ge=0.0, le=1.0,
+                                 description="a search whose best hit is less likely relevant than this returns no "
+                                             "hits and found=false (calibrated fusion only; 0 = always return hits)")
+    per_document: int = Field(default=5, ge=0, le=1000,
+                              description="hits of one document in each ten places of the ranking; the rest "
+                                          "move below, nothing is dropped (0 = no cap)")
+    unit_min_chars: int = Field(default=150, ge=0, le=10000,
+                                description="a hit shorter than this is shown with its neighbouring chunks of "
+                                            "the same section (small-to-big)")
+    unit_max_chars: int = Field(default=600, ge=50, le=20000,
+                                description="longest passage a short hit is grown to")
     expand: bool = Field(default=True, description="also search with the query's glossary translation (zh<->en)")
     lexical_translate: bool = Field(default=True, description="BM25 also indexes each passage's glossary terms in "
                                     "the other language (a Chinese query can then match an English passage directly)")

@@ -121,7 +121,7 @@ def test_search_returns_the_cli_shape(client: TestClient, shared_home: Path, mon
 
     get_settings.cache_clear()
     cli_body = json.loads(CliRunner().invoke(cli, ["search", "U型井 直井", "--top-k", "2", "--json"]).stdout)
-    assert set(body) == set(cli_body) == {"query", "took_ms", "hits"}
+    assert set(body) == set(cli_body) == {"query", "took_ms", "hits", "found"} and body["found"] is True
     assert [h["id"] for h in body["hits"]] == [h["id"] for h in cli_body["hits"]]
     assert set(body["hits"][0]) == set(cli_body["hits"][0])
     hit = body["hits"][0]
@@ -412,8 +412,9 @@ def test_match_a_need_with_reasons(market: TestClient) -> None:
     assert (body["query"]["mode"], body["query"]["id"], body["query"]["target"]) == ("need", "N101", "result")
     top = body["matches"][0]
     assert top["doc_id"] == "R101" and top["kind"] == "result" and len(body["matches"]) == 3
-    assert [r["type"] for r in top["reasons"]] == ["terms", "field", "trl", "region", "score"]
-    assert top["reasons"][1]["text"] == "领域一致：储运液化"
+    assert body["strong_match"] is top["strong"]  # the response says whether its best match is a strong one
+    assert [r["type"] for r in top["reasons"]] == ["terms", "problems", "field", "trl", "region", "score"]
+    assert top["reasons"][2]["text"] == "领域一致：储运液化"
 
 
 def test_match_text_result_and_filters(market: TestClient) -> None:

@@ -140,7 +140,7 @@ def test_bad_requests_refused(matcher: Matcher) -> None:
 def test_reasons_terms_field_trl_region_score(matcher: Matcher) -> None:
     top = matcher.match(need_id="T-N1", top_k=1).matches[0]
     by = {r.type: r for r in top.reasons}
-    assert list(by) == ["terms", "field", "trl", "region", "score"]
+    assert list(by) == ["terms", "problems", "field", "trl", "region", "score"]
     terms = by["terms"].model_dump()
     assert "煤粉" in terms["terms"] and "煤粉" in by["terms"].text
     assert "<mark>煤粉</mark>" in terms["highlighted"]
@@ -149,7 +149,8 @@ def test_reasons_terms_field_trl_region_score(matcher: Matcher) -> None:
     assert by["trl"].model_dump()["ok"] is True
     assert by["region"].model_dump()["same_area"] is True
     parts = by["score"].model_dump()
-    assert parts["score"] == top.score and set(top.parts) == {"score", "semantic", "title", "description", "terms", "adjust"}
+    assert parts["score"] == top.score and set(top.parts) == {
+        "score", "raw", "z", "lead", "semantic", "title", "description", "problems", "terms", "adjust"}
 
 
 def test_trl_shortfall_and_other_field_are_explained(matcher: Matcher) -> None:
@@ -174,7 +175,7 @@ def test_cli_match_json_contract(cli_home: Path) -> None:
     r = CliRunner().invoke(main, ["match", "--need-id", "T-N2", "--top-k", "2", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert set(out) == {"query", "matches"} and out["query"]["id"] == "T-N2"
+    assert set(out) == {"query", "matches", "strong_match"} and out["query"]["id"] == "T-N2"
     m = out["matches"][0]
     assert set(m) >= {"doc_id", "title", "kind", "score", "reasons", "text"}
     assert m["doc_id"] == "T-R3" and all({"type", "text"} <= set(x) for x in m["reasons"])
@@ -211,3 +212,16 @@ def test_batch_export(cli_home: Path, tmp_path: Path, suffix: str) -> None:
 def test_export_refuses_other_formats(cli_home: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["match", "--all-needs", "--out", str(tmp_path / "m.json")])
     assert r.exit_code == 2 and "must end in .xlsx or .csv" in r.stderr
+
+
+def test_calibrated_score_when_one_candidate_stands_out_and_when_none_does(matcher: Matcher) -> None:
+    """The score is a probability against the whole pool: a need that names one result's problem gets a strong
+    match well ahead of the rest; a request no result addresses gets "no strong match", however its best
+    candidate's raw similarity compares."""
+    clear = matcher.match(text="排采时煤粉大量产出卡泵埋泵，想控制井底流压降速、防卡泵，延长检泵周期", top_k=3)
+    assert clear.strong_match and clear.matches[0].doc_id == "T-R1" and clear.matches[0].strong
+    assert clear.matches[0].score >= 0.5 > clear.matches[1].score and not clear.matches[1].strong
+    assert clear.matches[0].parts["lead"] > 0 > clear.matches[1].parts["lead"]
+    none = matcher.match(text="单位年会想请一个乐队，预算两万元左右", top_k=3)
+    assert not none.strong_match and not any(m.strong for m in none.matches)
+    assert all(m.score < 0.5 for m in none.matches)

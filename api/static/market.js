@@ -87,7 +87,7 @@ export async function loadNeeds() {
   select.replaceChildren(...options);
 }
 
-const REASON_ICONS = { terms: "术语", results: "代表成果", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
+const REASON_ICONS = { terms: "术语", results: "代表成果", problems: "解决的问题", field: "领域", trl: "成熟度", region: "地区", score: "得分" };
 const STATUSES = ["推荐", "已联系", "洽谈中", "已签约", "不合适"];
 const RATING_CLASS = { 高: "high", 中: "mid", 低: "low" };
 
@@ -106,6 +106,7 @@ function matchCard(m, n, needId, pair) {
       m.field ? el("span", {}, m.field) : null,
       m.trl !== null && m.trl !== undefined ? el("span", {}, `TRL ${m.trl}`) : null,
       m.region ? el("span", {}, m.region) : null,
+      m.strong === false ? el("span", { class: "weak" }, "把握不大") : null,
       docLink(m.doc_id, null, null)),
     m.source ? el("p", { class: "source" }, `来源：${m.source}`) : null,
     el("ul", { class: "reasons" }, ...shown.map((r) =>
@@ -164,8 +165,11 @@ $("match-form").addEventListener("submit", async (ev) => {
     const [res, pairs] = await Promise.all([api("/match", { method: "POST", body }), pairsOf(needId)]);
     const items = res.matches;
     const what = res.query.title ? `「${res.query.title}」` : "您描述的问题";
-    setSummary("match-summary", items.length ? `为${what}找到 ${items.length} 项可能合适的${TARGET_NAMES[to]}`
-      : `暂时没有合适的${TARGET_NAMES[to]}。`, items.length ? "" : "empty");
+    let note;
+    if (!items.length) note = `暂时没有合适的${TARGET_NAMES[to]}。`;
+    else if (res.strong_match !== false) note = `为${what}找到 ${items.length} 项可能合适的${TARGET_NAMES[to]}`;
+    else note = `暂无把握较大的匹配：下面 ${items.length} 项与${what}最接近，但都不太像能解决它，请核实或换个说法描述。`;
+    setSummary("match-summary", note, items.length && res.strong_match !== false ? "" : "empty");
     $("match-results").replaceChildren(...items.map((m, i) => matchCard(m, i + 1, needId, pairs[m.doc_id])));
   } catch (err) {
     setSummary("match-summary", err.message, "error");

@@ -148,10 +148,13 @@ def _print_matches(res: MatchResponse) -> None:
     click.echo(f"{head}的前 {len(res.matches)} 个匹配{WHAT[q.target]}：")
     if not res.matches:
         click.echo("（没有符合条件的匹配）")
+    elif not res.strong_match:
+        click.echo("暂无把握较大的匹配（no strong match）：以下只是最接近的候选，请核实。")
     for n, m in enumerate(res.matches, start=1):
         org = f"（{m.org}）" if m.org else ""
         kind = f"  [{WHAT.get(m.kind, m.kind)}]" if q.target == "all" else ""
-        click.echo(f"\n{n}. {m.doc_id} {m.title}{org}{kind}  评级 {m.rating}  得分 {m.score:.3f}")
+        click.echo(f"\n{n}. {m.doc_id} {m.title}{org}{kind}  评级 {m.rating}  得分 {m.score:.3f}"
+                   + ("" if m.strong else "（把握不大）"))
         for r in m.reasons:
             click.echo(f"   · {r.text}")
 

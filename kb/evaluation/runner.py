@@ -59,7 +59,9 @@ def _ensure_lexical(settings: Settings) -> None:
 def searcher_runner(searcher: Searcher, method: str) -> Runner:
     def run(text: str, filters: dict[str, str]) -> list[SearchHit]:
         try:
-            return searcher.search(text, top_k=HITS, filters=filters, method=method).hits
+            # the ranking is judged whole: the relevance floor (found=false) trades recall for honesty on
+            # off-topic queries and is measured on its own (eval/fusion_fit.py, docs/EVAL.md)
+            return searcher.search(text, top_k=HITS, filters=filters, method=method, min_relevance=0.0).hits
         except BadQueryError:
             return []  # an unsearchable query (e.g. punctuation only) scores zero, like no hits
 

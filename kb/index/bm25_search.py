@@ -30,6 +30,7 @@ class LexicalIndex:
     _token_max: np.ndarray | None = field(default=None, repr=False)
     latin: np.ndarray | None = None  # per row: written mostly in Latin script
     id_order: np.ndarray | None = None  # argsort of ids, for lookups by id
+    _typical: float | None = field(default=None, repr=False)  # median token ceiling (coverage)
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None,
                relative: bool = False) -> list[tuple[str, float]]:
@@ -50,6 +51,23 @@ class LexicalIndex:
             scores = np.where(mask, scores, 0.0)
         top = _top_k(scores, k)
         return [(str(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def coverage(self, query: str) -> float:
+        """Share of the query's weight the index can match at all: the ceiling of its known tokens over that
+        ceiling plus a typical token's weight for each token the index never saw (0 to 1).
+
+        Relative scores leave unknown tokens out, so "asdkjqwe" or a query about another subject can reach
+        1.0; this is what tells such a query from one whose every word occurs in the corpus.
+        """
+        toks = tokenize(query, self.mode)
+        known = [t for t in toks if len(self.ids) and t in self.model.vocab_dict]
+        if not known:
+            return 0.0
+        reach = self._ceiling(known)
+        if self._typical is None:
+            assert self._token_max is not None  # set by _ceiling
+            self._typical = float(np.median(self._token_max))
+        return reach / (reach + self._typical * (len(toks) - len(known)))
 
     def languages(self, chunk_ids: list[str]) -> dict[str, bool]:
         """Whether each chunk is written mostly in Latin script (``expand.is_latin`` of its text), for the

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   ord INTEGER NOT NULL, text TEXT NOT NULL, embed_text TEXT NOT NULL,
   section TEXT NOT NULL, page INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE INDEX IF NOT EXISTS chunks_doc_ord ON chunks(doc_id, ord);
 CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicates (
   doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
@@ -110,16 +111,6 @@ class Manifest:
             return "1"
         allowed = ",".join(f"'{v}'" for v in sorted(self.readable)) or "NULL"  # values checked in scoped()
         return f"{alias}.visibility IN ({allowed})"
-
-    def readable_chunks(self, chunk_ids: list[str]) -> set[str]:
-        """The ids among ``chunk_ids`` a reader of this view may see (published, visibility allowed)."""
-        out: set[str] = set()
-        for i in range(0, len(chunk_ids), 500):
-            part = chunk_ids[i : i + 500]
-            rows = self.db.execute("SELECT c.chunk_id FROM chunks c JOIN documents d USING(doc_id) "
-                                   f"WHERE c.chunk_id IN ({','.join('?' * len(part))}) AND {self._readable()}", part)
-            out.update(str(r[0]) for r in rows)
-        return out
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -300,7 +291,7 @@ class Manifest:
             part = chunk_ids[i : i + 500]
             q = ",".join("?" * len(part))
             for r in self.db.execute(
-                "SELECT c.chunk_id, c.doc_id, c.text, c.section, c.page, c.ocr, c.lookup, d.kind, d.title, "
+                "SELECT c.chunk_id, c.doc_id, c.ord, c.text, c.section, c.page, c.ocr, c.lookup, d.kind, d.title, "
                 "d.source, d.meta, x.of_doc AS duplicate_of FROM chunks c JOIN documents d USING(doc_id) "
                 f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id AND {self._readable_other()} "
                 f"WHERE chunk_id IN ({q}) AND {self._readable()}",
@@ -310,6 +301,22 @@ class Manifest:
                 row["meta"] = json.loads(row["meta"])
                 out[row["chunk_id"]] = row
         return out
+
+    def visible(self, chunk_ids: list[str]) -> set[str]:
+        """The given chunk ids that belong to published documents."""
+        out: set[str] = set()
+        for i in range(0, len(chunk_ids), 500):
+            part = chunk_ids[i : i + 500]
+            out.update(str(r[0]) for r in self.db.execute(
+                f"SELECT c.chunk_id FROM chunks c JOIN documents d USING(doc_id) "
+                f"WHERE chunk_id IN ({','.join('?' * len(part))}) AND {VISIBLE}", part))
+        return out
+
+    def chunk_span(self, doc_id: str, first: int, last: int) -> list[tuple[int, str, str]]:
+        """(ordinal, section, text) of a document's chunks ``first``..``last``, in order."""
+        rows = self.db.execute("SELECT ord, section, text FROM chunks WHERE doc_id=? AND ord BETWEEN ? AND ? ORDER BY ord",
+                               (doc_id, first, last))
+        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""

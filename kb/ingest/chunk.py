@@ -12,13 +12,56 @@ from kb.lang.text import split_sentences
 from kb.models import Chunk, Document, Section, content_hash
 
 SECTION_SEP = " > "
+# a Latin sentence ends at . ! ? (closing quotes or brackets allowed) before a space and a capital,
+# digit or opening quote; "e.g. the", "Fig. 3" and "et al. (2019)" need a lower-case word after them, so
+# the common abbreviations before a capital are kept explicitly
+_LATIN_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|al|Fig|Figs|Eq|Eqs|No|Nos|Ref|Refs|Tab|Vol|pp|Dr|Mr|Mrs|Ms|St|Co|Inc|"
+                     r"Ltd|approx|ca|Sect|Ch)\.|\b[A-Z]\.)$")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def latin_sentences(text: str) -> list[str]:
+    """English sentences of a Latin-script passage, each with its end punctuation."""
+    out: list[str] = []
+    pos = 0
+    for m in _LATIN_END.finditer(text):
+        head = text[pos : m.start()]
+        if _ABBREV.search(head.rstrip("\"')]")):
+            continue
+        out.append(text[pos : m.start()].strip())
+        pos = m.end()
+    out.append(text[pos:].strip())
+    return [s for s in out if s]
+
+
+def _is_latin(s: str) -> bool:
+    letters = sum(1 for c in s if c.isalpha())
+    return letters > 0 and len(_LATIN.findall(s)) / letters > 0.5
+
+
+def _cut(sentence: str, size: int) -> list[str]:
+    """An over-long sentence in pieces of at most ``size``; Latin text is cut at spaces, never inside a word."""
+    if len(sentence) <= size:
+        return [sentence]
+    if not _is_latin(sentence):
+        return [sentence[i : i + size] for i in range(0, len(sentence), size)]
+    out: list[str] = []
+    rest = sentence
+    while len(rest) > size:
+        at = rest.rfind(" ", 0, size + 1)
+        at = at if at > size // 3 else size  # one word longer than the chunk: cut it
+        out.append(rest[:at].rstrip())
+        rest = rest[at:].lstrip()
+    return out + ([rest] if rest else [])
 
 
 def _pieces(text: str, size: int) -> list[str]:
-    """Sentences, with any sentence longer than ``size`` cut into ``size``-character pieces."""
+    """Sentences (English ones split at . ! ? as well), any sentence longer than ``size`` cut in pieces."""
     out: list[str] = []
     for s in split_sentences(text):
-        out.extend(s[i : i + size] for i in range(0, len(s), size))
+        for sent in latin_sentences(s) if _is_latin(s) else [s]:
+            out.extend(_cut(sent, size))
     return out
 
 

@@ -34,7 +34,7 @@ from kb.settings import Settings
 __all__ = ["SUPPORTED", "delete", "ingest", "ingest_documents"]
 # bump when reading or chunking changes, so unchanged files are read again (unchanged documents
 # are still skipped by their fingerprint, so only what the new code reads differently is re-embedded)
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"  # 3: archive readers (text repair, clauses, lookup rows); 4: English text chunked at sentence ends
 
 Progress = Callable[[Iterable[Any]], Iterable[Any]]
 Notify = Callable[[str], None]  # one line of progress inside a file (OCR pages)

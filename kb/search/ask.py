@@ -249,9 +249,11 @@ class Asker:
     def _hits(self, q: Question, top_k: int) -> list[SearchHit]:
         """Hits of every wording of the question, merged (each passage once, in order of first appearance); for a
         question after a figure or a year, the plan's best passages too (the source others quote)."""
-        lists = [self.searcher.search(w, top_k=top_k).hits for w in q.wordings]
+        # no relevance floor here: ask judges its answer itself and shows the closest passages when it has none
+        lists = [self.searcher.search(w, top_k=top_k, min_relevance=0.0).hits for w in q.wordings]
         if q.wants_number or q.years:
-            lists.append(self.searcher.search(q.wordings[0], top_k=PLAN_HITS, filters={"kind": "plan"}).hits)
+            lists.append(self.searcher.search(q.wordings[0], top_k=PLAN_HITS, filters={"kind": "plan"},
+                                              min_relevance=0.0).hits)
         merged: dict[str, SearchHit] = {}
         for hits in lists:
             for h in hits:

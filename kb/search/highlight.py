@@ -19,9 +19,19 @@ def query_terms(query: str) -> tuple[str, ...]:
     return tuple(sorted(terms, key=len, reverse=True))
 
 
+def _term_pattern(term: str) -> str:
+    """A Latin word matches whole (with a plural -s/-es): "gas" marks "gas" and "gases", never the
+    "gas" inside "regasification"; Chinese terms match anywhere (Chinese has no word boundaries)."""
+    if not term.isascii():
+        return re.escape(term)
+    head = r"(?<![0-9a-z])" if term[:1].isalnum() else ""
+    tail = r"(?:e?s)?(?![0-9a-z])" if term[-1:].isalnum() else ""
+    return f"{head}{re.escape(term)}{tail}"
+
+
 @lru_cache(maxsize=1024)
 def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(t) for t in terms))
+    return re.compile("|".join(_term_pattern(t) for t in terms))
 
 
 def spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:

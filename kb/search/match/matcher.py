@@ -8,16 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 
 from kb.errors import BadInputError, NotFoundError
 from kb.models import Match, MatchQuery, MatchResponse, content_hash
 from kb.search.hybrid import Searcher
-from kb.search.match.reasons import field_reason, region_reason, score_reason, terms_reason, trl_reason
+from kb.search.match.reasons import (
+    field_reason,
+    problems_reason,
+    region_reason,
+    score_reason,
+    terms_reason,
+    trl_reason,
+)
 from kb.search.match.records import Record, load_records
-from kb.search.match.scoring import CACHE_MAX, combine, idf, semantic, shown_terms, term_overlap, terms
+from kb.search.match.scoring import (
+    CACHE_MAX,
+    Scored,
+    combine,
+    idf,
+    match_calibration,
+    semantic,
+    shown_terms,
+    term_overlap,
+    terms,
+)
+from kb.search.match.threshold import strong_enough
 from kb.search.query import clean_query
 from kb.settings import Settings
 
@@ -55,11 +72,12 @@ class Filters:
 class Matcher:
     """Scores needs against results (and back) with the Searcher's manifest and embedder."""
 
-    def __init__(self, settings: Settings, searcher: Searcher | None = None) -> None:
+    def __init__(self, settings: Settings, searcher: Searcher | None = None, *, thesaurus: bool = True) -> None:
         self.searcher = searcher or Searcher(settings)
+        self.thesaurus = thesaurus  # off: results are not expanded with the problems they solve (evaluation)
 
     def records(self, kind: str) -> dict[str, Record]:
-        return load_records(self.searcher.manifest, kind)
+        return load_records(self.searcher.manifest, kind, self.thesaurus)
 
     def _vectors(self, texts: list[str], side: str) -> np.ndarray:
         """Unit vectors for texts, embedded once per process (keyed by model, side and content)."""
@@ -89,7 +107,7 @@ class Matcher:
         matches = self.rank(query, cands, flt, top_k, self.weights())
         q = MatchQuery(mode=mode, id=None if mode == "text" else value, title=query.title or None,
                        text=query.text.strip(), target=TARGET[mode], top_k=top_k, **asdict(flt))
-        return MatchResponse(query=q, matches=matches)
+        return MatchResponse(query=q, matches=matches, strong_match=bool(matches) and matches[0].strong)
 
     def query(self, mode: str, value: str) -> Record:
         """The record a query stands for: a need, result or expert by id, or free text (a record without an id)."""
@@ -105,35 +123,63 @@ class Matcher:
         sets = [terms(r.text) for kind in ("need", "result") for r in self.records(kind).values()]
         return idf(sets), len(sets)
 
-    def rank(self, query: Record, cands: dict[str, Record], flt: Filters, top_k: int,
-             weights: tuple[dict[str, float], int]) -> list[Match]:
-        """Score every candidate that passes the filters; best ``top_k`` with reasons."""
-        pool = [c for c in cands.values() if c.doc_id != query.doc_id and flt.keep(c)]
+    def candidates(self, query: Record, cands: dict[str, Record], weights: tuple[dict[str, float], int],
+                   ) -> list[Scored]:
+        """Every candidate but the query itself, scored (raw parts) and standardised against that pool."""
+        pool = [c for c in cands.values() if c.doc_id != query.doc_id]
         if not pool:
             return []
+        cal = match_calibration()
         qv = self._vectors([query.text], "query")[0]
         tsim = self._vectors([c.title for c in pool], "passage") @ qv
         dsim = self._vectors([c.body for c in pool], "passage") @ qv
+        psim = self._problem_sims(pool, qv)
         qt = terms(query.text)
-        scored = []
-        for c, ts, ds in zip(pool, tsim, dsim, strict=True):
-            lex = term_overlap(qt, terms(c.text), weights[0])
+        out = []
+        for c, ts, ds, ps in zip(pool, tsim, dsim, psim, strict=True):
+            lex = term_overlap(qt, terms(c.text + "\n" + "；".join(c.problems)), weights[0])
             field_r, adjust = field_reason(query if query.kind != "text" else None, c)
             sem = semantic(float(ts), float(ds))
-            scored.append((combine(sem, lex, adjust), c, sem, float(ts), float(ds), lex, adjust, field_r))
-        scored.sort(key=lambda x: (-x[0], x[1].doc_id))
+            out.append(Scored(c, combine(sem, lex, adjust), sem, float(ts), float(ds), ps, lex, adjust, field_r))
+        ss = cal.rank_scores(out)
+        order = sorted(range(len(ss)), key=lambda j: -ss[j])
+        for j, (x, sc) in enumerate(zip(out, ss, strict=True)):
+            best_other = ss[order[1]] if j == order[0] and len(order) > 1 else ss[order[0]]
+            x.z, x.lead = sc, sc - best_other  # lead > 0 only for the best candidate: its margin over the next
+            x.probability = cal.probability(x.z, x.lead)
+        return out
+
+    def _problem_sims(self, pool: list[Record], qv: np.ndarray) -> list[float | None]:
+        """Per candidate, the query's cosine with the closest problem its technologies solve (None: none known)."""
+        texts = sorted({p for c in pool for p in c.problems})
+        if not texts:
+            return [None] * len(pool)
+        sims = dict(zip(texts, (self._vectors(texts, "passage") @ qv).tolist(), strict=True))
+        return [max(sims[p] for p in c.problems) if c.problems else None for c in pool]
+
+    def rank(self, query: Record, cands: dict[str, Record], flt: Filters, top_k: int,
+             weights: tuple[dict[str, float], int]) -> list[Match]:
+        """Score every candidate (standardised against all of them), keep those passing the filters; best
+        ``top_k`` with reasons."""
+        scored = [x for x in self.candidates(query, cands, weights) if flt.keep(x.cand)]
+        scored.sort(key=lambda x: (-x.z, x.cand.doc_id))
         return [self._match(query, s, weights, flt) for s in scored[:top_k]]
 
     @staticmethod
-    def _match(query: Record, s: tuple[Any, ...], weights: tuple[dict[str, float], int], flt: Filters) -> Match:
-        score, c, sem, ts, ds, lex, adjust, field_r = s
-        q = None if query.kind == "text" else query
-        parts = {"score": round(score, 4), "semantic": round(sem, 4), "title": round(ts, 4),
-                 "description": round(ds, 4), "terms": round(lex, 4), "adjust": round(adjust, 4)}
+    def _match(query: Record, s: Scored, weights: tuple[dict[str, float], int], flt: Filters) -> Match:
+        c, q = s.cand, None if query.kind == "text" else query
+        parts = {"score": round(s.probability, 4), "raw": round(s.raw, 4), "z": round(s.z, 3), "lead": round(s.lead, 3),
+                 "semantic": round(s.semantic, 4), "title": round(s.title, 4), "description": round(s.description, 4),
+                 "problems": None if s.problem is None else round(s.problem, 4), "terms": round(s.terms, 4),
+                 "adjust": round(s.adjust, 4)}
         shown = shown_terms(terms(query.text) & terms(c.text), *weights)
-        reasons = [terms_reason(shown, c), field_r, trl_reason(q, c, flt.min_trl), region_reason(q, c), score_reason(parts)]
-        return Match(doc_id=c.doc_id, title=c.title, kind=c.kind, score=parts["score"], reasons=reasons, text=c.body,
-                     parts=parts, field=c.get("field") or None, trl=c.trl, region=c.get("region") or None)
+        reasons = [terms_reason(shown, c), s.field_reason, trl_reason(q, c, flt.min_trl), region_reason(q, c),
+                   score_reason(parts)]
+        if s.problem is not None and c.problems:
+            reasons.insert(1, problems_reason(c.problems))
+        return Match(doc_id=c.doc_id, title=c.title, kind=c.kind, score=round(s.probability, 4), reasons=reasons, text=c.body,
+                     parts={k: v for k, v in parts.items() if v is not None}, field=c.get("field") or None, trl=c.trl,
+                     region=c.get("region") or None, strong=strong_enough(s.probability))
 
     def match_all_needs(self, top_k: int, filters: Filters | None = None,
                         progress: Callable[[Iterable[Record]], Iterable[Record]] = iter,

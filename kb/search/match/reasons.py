@@ -89,10 +89,19 @@ def region_reason(query: Record | None, cand: Record) -> Reason:
     return reason("region", f"{role}来自{cr}，{qrole}位于{qr}，需核实地质与工况差异", same_area=False, **data)
 
 
-def score_reason(parts: dict[str, float]) -> Reason:
-    text = (f"综合得分 {parts['score']:.3f} = 语义相似 {parts['semantic']:.3f}（标题 {parts['title']:.3f}、"
-            f"描述 {parts['description']:.3f}）× {1 - W_TERMS:.2f} + 术语重合 {parts['terms']:.3f} × {W_TERMS:.2f}"
-            + (f" + 领域加分 {parts['adjust']:.3f}" if parts["adjust"] else ""))
-    return reason("score", text, **parts)
+def problems_reason(problems: tuple[str, ...]) -> Reason:
+    """The plain-language problems the result's technologies solve (technology thesaurus)."""
+    return reason("problems", f"该技术解决的典型问题：{'；'.join(problems[:3])}", problems=list(problems))
+
+
+def score_reason(parts: dict[str, float | None]) -> Reason:
+    sem = f"标题 {parts['title']:.3f}、描述 {parts['description']:.3f}" + (
+        f"、问题 {parts['problems']:.3f}" if parts.get("problems") is not None else "")
+    text = (f"综合得分 {parts['raw']:.3f} = 语义相似 {parts['semantic']:.3f}（{sem}）× {1 - W_TERMS:.2f} + "
+            f"术语重合 {parts['terms']:.3f} × {W_TERMS:.2f}" + (f" + 领域加分 {parts['adjust']:.3f}" if parts["adjust"] else "")
+            + f"；与全部候选比较的排序分 {parts['z']:.2f}（"
+            + (f"领先下一名 {lead:.2f}" if (lead := parts["lead"] or 0.0) >= 0 else f"落后第一名 {-lead:.2f}") + "），"
+            f"匹配度（估计能解决需求的把握）{parts['score']:.3f}")
+    return reason("score", text, **{k: v for k, v in parts.items() if v is not None})
 
 

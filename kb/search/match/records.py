@@ -9,17 +9,20 @@ from typing import Any
 
 from kb.index.manifest import Manifest
 from kb.lang.text import split_sentences
+from kb.lang.thesaurus import problems_solved
 
 
 @dataclass(frozen=True)
 class Record:
-    """A need or result as matching sees it: title, body text (description + keywords), metadata."""
+    """A need or result as matching sees it: title, body text (description + keywords), metadata, and for
+    a result the plain-language problems its technologies solve (kb/lang/thesaurus.py)."""
 
     doc_id: str
     kind: str
     title: str
     body: str
     meta: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -47,12 +50,18 @@ def join_chunks(texts: Iterable[str]) -> str:
     return "".join(s if s[-1:] in "。！？；!?;" else s + "\n" for s in out).strip()
 
 
-def load_records(manifest: Manifest, kind: str) -> dict[str, Record]:
-    """Every record of a kind from the manifest, in id order."""
+def expanded(doc_id: str, kind: str, title: str, body: str, meta: dict[str, Any], thesaurus: bool = True) -> Record:
+    """A record; a result is expanded with the problems its named technologies solve (thesaurus)."""
+    problems = problems_solved(f"{title} {meta.get('keywords') or ''}", body) if kind == "result" and thesaurus else []
+    return Record(doc_id, kind, title, body, meta, tuple(problems))
+
+
+def load_records(manifest: Manifest, kind: str, thesaurus: bool = True) -> dict[str, Record]:
+    """Every record of a kind from the manifest, in id order (results expanded by the thesaurus unless told)."""
     parts: dict[str, tuple[str, str, list[str]]] = {}
     for doc_id, title, meta, text in manifest.kind_chunks(kind):
         parts.setdefault(doc_id, (title, meta, []))[2].append(text)
-    return {i: Record(i, kind, t, join_chunks(chunks), json.loads(m)) for i, (t, m, chunks) in parts.items()}
+    return {i: expanded(i, kind, t, join_chunks(chunks), json.loads(m), thesaurus) for i, (t, m, chunks) in parts.items()}
 
 
 

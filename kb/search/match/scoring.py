@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
 
 from kb.lang.text import jieba_tokens
 from kb.models import content_hash
@@ -51,9 +57,38 @@ def term_overlap(q: frozenset[str], c: frozenset[str], weights: dict[str, float]
     return shared / norm if norm else 0.0
 
 
-def semantic(title_sim: float, desc_sim: float) -> float:
-    """Weighted mean of the query's cosine with the title vector and with the description vector."""
-    return (W_TITLE * title_sim + W_DESC * desc_sim) / (W_TITLE + W_DESC)
+def semantic(title_sim: float, desc_sim: float, problem_sim: float | None = None, w_problem: float = 0.0) -> float:
+    """Weighted mean of the query's cosine with the title, the description and (for a result whose
+    technologies the thesaurus knows) the closest plain-language problem those technologies solve."""
+    if problem_sim is None or w_problem <= 0:
+        return (W_TITLE * title_sim + W_DESC * desc_sim) / (W_TITLE + W_DESC)
+    return (W_TITLE * title_sim + W_DESC * desc_sim + w_problem * problem_sim) / (W_TITLE + W_DESC + w_problem)
+
+
+Z_CLIP = 10.0  # standard deviations: beyond this a candidate stands out; more says nothing new
+SD_FLOOR = 1e-3  # similarity units: a pool whose other candidates all score alike is not infinitely sure
+
+
+def standardised(raw: Sequence[float | None], skip_none: bool = False) -> list[float]:
+    """Each score as standard deviations above the *other* candidates' mean (leave-one-out), clipped to
+    +-Z_CLIP: cosines of one model sit in a narrow band (0.89-0.91 for every candidate of a need), so only a
+    score's distance from the rest carries meaning, and leaving the candidate out keeps that distance
+    independent of the pool's size (a plain z-score cannot pass sqrt(n - 1)). A missing score
+    (``skip_none``) sits at the mean (0)."""
+    known = [x for x in raw if x is not None]
+    n = len(known)
+    if n < 3:
+        return [0.0] * len(raw)
+    total, squares = sum(known), sum(x * x for x in known)
+    out = []
+    for x in raw:
+        if x is None:
+            out.append(0.0)
+            continue
+        mean = (total - x) / (n - 1)
+        sd = math.sqrt(max((squares - x * x) / (n - 1) - mean * mean, 0.0))
+        out.append(max(-Z_CLIP, min(Z_CLIP, (x - mean) / max(sd, SD_FLOOR))))
+    return out
 
 
 def combine(sem: float, lex: float, adjust: float) -> float:
@@ -89,3 +124,58 @@ def highlight(text: str, marked: list[str]) -> str:
     return "".join(out)
 
 
+@dataclass
+class Scored:
+    """One candidate's parts, its raw combined score, and its place in the pool (set after the pool is scored)."""
+
+    cand: Any  # Record (records.py imports this module's neighbours; kept loose to avoid a cycle)
+    raw: float
+    semantic: float
+    title: float
+    description: float
+    problem: float | None
+    terms: float
+    adjust: float
+    field_reason: Any
+    z: float = 0.0
+    lead: float = 0.0
+    probability: float = 0.0
+
+
+VIEWS = ("title", "description", "problem", "terms")
+
+
+@dataclass(frozen=True)
+class MatchCalibration:
+    """A candidate's views (title, description, thesaurus problem and term similarity), each standardised
+    against the pool, weigh into a ranking score s = sum w·z; P(it solves the need) = sigmoid(a·s + b·lead + c),
+    lead being the best candidate's margin in s over the next (negative for the others). Fitted on
+    labelled pairs by eval/match_fit.py; ``strong`` is the probability a strong match must reach."""
+
+    weights: tuple[float, ...]
+    a: float
+    b: float
+    c: float
+    strong: float
+
+    def rank_scores(self, pool: list[Scored]) -> list[float]:
+        cols = [standardised([_view(x, v) for x in pool], skip_none=True) for v in VIEWS]
+        return [sum(w * col[j] for w, col in zip(self.weights, cols, strict=True)) + pool[j].adjust
+                for j in range(len(pool))]
+
+    def probability(self, s: float, lead: float) -> float:
+        x = self.a * s + self.b * lead + self.c
+        return 1.0 / (1.0 + math.exp(-max(min(x, 60.0), -60.0)))
+
+
+def _view(x: Scored, view: str) -> float | None:
+    return {"title": x.title, "description": x.description, "problem": x.problem, "terms": x.terms}[view]
+
+
+@lru_cache(maxsize=1)
+def match_calibration() -> MatchCalibration:
+    """The fitted matching calibration shipped with the package (kb/resources/match_calibration.json)."""
+    data: dict[str, Any] = json.loads(resources.files("kb.resources").joinpath("match_calibration.json")
+                                      .read_text(encoding="utf-8"))
+    return MatchCalibration(tuple(float(w) for w in data["weights"]), float(data["a"]), float(data["b"]),
+                            float(data["c"]), float(data["strong"]))

@@ -64,7 +64,7 @@ def suggest(matcher: Matcher, *, mode: str, value: str, to: str = "result", top_
     target = kinds[0] if len(kinds) == 1 else "all"
     q = MatchQuery(mode=mode, id=None if mode == "text" else value, title=query.title or None,
                    text=query.text.strip(), target=target, top_k=top_k, **asdict(flt))
-    return MatchResponse(query=q, matches=matches[:top_k])
+    return MatchResponse(query=q, matches=matches[:top_k], strong_match=bool(matches) and matches[0].strong)
 
 
 def suggest_open(matcher: Matcher, *, mode: str, value: str, to: str = "result", top_k: int = 5,

@@ -7,11 +7,14 @@ of eval/cbm with the bundled model (docs/MARKET.md, "Thresholds").
 
 from __future__ import annotations
 
-# python -m eval.expert_eval: over both labelled sets (each need's top 10 results), 0.66 keeps 96% of relevant
-# results and 15% of others, 0.69 keeps 60% and 0.6%. Left out in turn, the sets pick 0.655 and 0.67 (the
-# pooled best is 0.665): today's scores are not calibrated across sets, hence one place to swap in calibrated ones.
-STRONG = 0.66  # at or above: a candidate worth an officer's call (alerts, unmet needs)
-HIGH = 0.69  # at or above: 高
+from kb.search.match.scoring import match_calibration
+
+# Match scores are calibrated probabilities that the candidate solves the need (kb/search/match/scoring.py,
+# fitted by python -m eval.match_fit): a strong match is at least an even chance (the calibration's own level,
+# which also decides Match.strong), 高 four chances in five. Before calibration these were 0.66 / 0.69 on the raw
+# combined score, which meant different things on different sets (docs/MARKET.md, "Thresholds").
+STRONG = match_calibration().strong
+HIGH = 0.8
 RATINGS = ("高", "中", "低")
 
 
