@@ -15,7 +15,7 @@ from api import docs, mcp_http
 from api.errors import install_handlers
 from api.jobs import JobRunner
 from api.limits import AuthFailures, BodyLimitMiddleware, RateLimiter, SecurityHeadersMiddleware
-from api.routers import dify, documents, facets, health, jobs, market, pairs, search, sync
+from api.routers import dify, documents, facets, health, jobs, market, pairs, records, search, sync
 from api.search_worker import SearchWorker
 from kb.settings import Settings, check_config, get_settings
 
@@ -25,8 +25,9 @@ STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """沁水县煤层气技术知识库 API —— 技术检索、智能问答、供需匹配、文档入库。
 
 Dify's external knowledge API is at `POST /retrieval` (and `/dify/retrieval`), MCP at `/mcp`
-(docs/INTEGRATIONS.md). Reads are public unless `KB_PUBLIC_READ=false`; writes need a key from `KB_API_KEYS`,
-sent as `X-API-Key: …` or `Authorization: Bearer …`. Every error is
+(docs/INTEGRATIONS.md). Reads are public unless `KB_PUBLIC_READ=false`; keys from `KB_API_KEYS` (`name:role:key`,
+sent as `X-API-Key: …` or `Authorization: Bearer …`) carry a role: `reader` sees public records only, `bureau`
+internal records too, `admin` also writes (docs/API.md, "Keys and roles"). Every error is
 `{"error": {"code": "...", "message": "..."}}`.
 """
 
@@ -56,8 +57,9 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     install_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_mb * 1024 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 413 carries the headers too
-    for module in (health, search, facets, market, pairs, documents, jobs, sync, dify):
+    for module in (health, search, facets, market, pairs, records, documents, jobs, sync, dify):
         app.include_router(module.router)
+    app.include_router(records.form_router)
     mcp = mcp_http.mount(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     docs.install(app)

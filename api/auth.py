@@ -1,16 +1,45 @@
-"""API keys (KB_API_KEYS) from X-API-Key or Authorization: Bearer, wrong-key back-off, and the per-caller rate limit."""
+"""API keys (KB_API_KEYS) from X-API-Key or Authorization: Bearer, their roles, wrong-key back-off, and the
+per-caller rate limit.
+
+Every request has a ``Caller`` (``current_caller``): the key's name and role, or the anonymous reader. The role
+decides what the request may see (``Caller.visible``, handed to the search worker and the catalogue, which pass
+it to the manifest) and do: reader (public records), bureau (internal records, contacts, pair statuses), admin
+(writes and deletes).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.errors import UnauthorizedError, WritesDisabledError
+from api.errors import ForbiddenError, UnauthorizedError, WritesDisabledError
 from api.limits import AuthFailures, RateLimiter
-from kb.settings import Settings
+from kb.models import ROLES, visible_to
+from kb.settings import ApiKey, Settings
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a key's name and role (``anonymous`` for no key), and the rate-limit identity."""
+
+    name: str
+    role: str
+    limit_id: str = ""
+
+    @property
+    def visible(self) -> frozenset[str]:
+        """The visibilities this caller may read (kb.models.visible_to)."""
+        return visible_to(self.role)
+
+    def allowed(self, role: str) -> bool:
+        """Whether this caller's role is ``role`` or above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 def presented_key(request: Request) -> str | None:
@@ -22,6 +51,15 @@ def presented_key(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def matching_key(key: str, entries: list[ApiKey]) -> ApiKey | None:
+    """The configured entry of ``key``, compared in constant time against every one."""
+    given, found = key.encode("utf-8"), None
+    for e in entries:
+        if hmac.compare_digest(given, e.key.encode("utf-8")):
+            found = e
+    return found
 
 
 def key_is_valid(key: str, keys: list[str]) -> bool:
@@ -45,7 +83,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _caller(key: str | None, request: Request) -> str:
+def _limit_id(key: str | None, request: Request) -> str:
     """Rate-limit identity: a valid key's hash (each key its own budget, wherever it calls from), else the
     client address (anonymous callers on one host share one)."""
     if key:
@@ -53,58 +91,62 @@ def _caller(key: str | None, request: Request) -> str:
     return "ip:" + client_address(request)
 
 
-def _check(request: Request, *, write: bool) -> str:
-    settings: Settings = request.app.state.settings
-    keys = settings.api_key_list
+def _identify(request: Request, settings: Settings) -> Caller:
+    """The caller a request's key names; a wrong key is refused (and counted), no key is the anonymous caller:
+    a reader, or admin in development mode without keys (``kb serve --dev``: anyone may write there anyway)."""
+    entries = settings.api_key_entries
     key = presented_key(request)
+    if key is not None and entries:
+        if not verify_key(request, key, [e.key for e in entries]):
+            raise UnauthorizedError("invalid API key")
+        entry = matching_key(key, entries)
+        assert entry is not None
+        return Caller(entry.name, entry.role, _limit_id(key, request))
+    # a key nobody configured (dev mode has none) is no identity: else each made-up key had its own budget
+    role = "admin" if settings.dev and not entries else "reader"
+    return Caller(ANONYMOUS, role, _limit_id(None, request))
+
+
+def current_caller(request: Request) -> Caller:
+    """The (name, role) of the request's caller, checked once per request: the function other modules call
+    (e.g. to record which key changed a pair's status). UnauthorizedError for a wrong key."""
+    caller = getattr(request.state, "caller", None)
+    if caller is None:
+        caller = _identify(request, request.app.state.settings)
+        request.state.caller = caller
+    return caller  # type: ignore[no-any-return]
+
+
+def _check(request: Request, *, role: str, write: bool) -> Caller:
+    settings: Settings = request.app.state.settings
     if write and not settings.allow_writes:
         raise WritesDisabledError("writes are disabled on this server (KB_ALLOW_WRITES=false)")
-    if key is not None and keys and not verify_key(request, key, keys):
-        raise UnauthorizedError("invalid API key")
-    needs_key = bool(keys) and (write or not settings.public_read)
-    if needs_key and key is None:
+    caller = current_caller(request)
+    keyed = bool(settings.api_key_entries)
+    if caller.name == ANONYMOUS and keyed and (write or role != "reader" or not settings.public_read):
         raise UnauthorizedError("an API key is required: send X-API-Key or Authorization: Bearer")
-    # a key nobody configured (dev mode has none) is no identity: else each made-up key had its own budget
-    caller = _caller(key if keys else None, request)
+    if not caller.allowed(role):
+        raise ForbiddenError(f"此密钥（{caller.name}）的角色为 {caller.role}，此操作需要 {role} 角色")
     limiter: RateLimiter = request.app.state.limiter
-    limiter.check(caller)
+    limiter.check(caller.limit_id)
     return caller
 
 
-def read_access(request: Request) -> str:
+def read_access(request: Request) -> Caller:
     """Readers: a valid key when KB_PUBLIC_READ=false (a wrong key is refused either way)."""
-    return _check(request, write=False)
+    return _check(request, role="reader", write=False)
 
 
-def write_access(request: Request) -> str:
-    """Writers: always a valid key (create_app refuses to start without one unless --dev)."""
-    return _check(request, write=True)
+def bureau_access(request: Request) -> Caller:
+    """Reads for the science bureau (internal records, contacts, pair statuses): a bureau or admin key."""
+    return _check(request, role="bureau", write=False)
 
 
-def key_name(request: Request) -> str:
-    """The name of the caller's API key, kept with each pair status change: the ``name`` of a ``name:role:key``
-    entry of KB_API_KEYS, else ``key<n>`` (its place in the list); ``anonymous`` without a key (dev mode)."""
-    settings: Settings = request.app.state.settings
-    given = presented_key(request)
-    if given is None:
-        return "anonymous"
-    for n, entry in enumerate(settings.api_key_list, start=1):
-        parts = entry.split(":", 2)
-        name, secret = (parts[0], parts[2]) if len(parts) == 3 else (f"key{n}", entry)
-        if hmac.compare_digest(given.encode("utf-8"), secret.encode("utf-8")):
-            return name
-    return "anonymous"
+def write_access(request: Request) -> Caller:
+    """Writers: an admin key (create_app refuses to start without a key unless --dev)."""
+    return _check(request, role="admin", write=True)
 
 
-def bureau_access(request: Request) -> str:
-    """Match records (对接记录): a valid key whenever keys are configured, even where reads are public; the key's
-    name, for the history."""
-    _check(request, write=False)
-    if request.app.state.settings.api_key_list and presented_key(request) is None:
-        raise UnauthorizedError("an API key is required: send X-API-Key or Authorization: Bearer")
-    return key_name(request)
-
-
-ReadAccess = Annotated[str, Depends(read_access)]
-BureauAccess = Annotated[str, Depends(bureau_access)]
-WriteAccess = Annotated[str, Depends(write_access)]
+ReadAccess = Annotated[Caller, Depends(read_access)]
+BureauAccess = Annotated[Caller, Depends(bureau_access)]
+WriteAccess = Annotated[Caller, Depends(write_access)]

@@ -1,9 +1,14 @@
-"""Read-only views of the manifest for the API: document pages, one document, counts."""
+"""Read-only views of the manifest for the API: document pages, one document, counts.
+
+Each takes the caller's ``visible`` (api/auth.py ``Caller.visible``) and reads through a manifest scoped to it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +67,16 @@ class DocumentPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
 
 
+@contextmanager
+def _reading(settings: Settings, visible: frozenset[str]) -> Iterator[Manifest]:
+    """The manifest as a caller allowed ``visible`` reads it, closed after."""
+    m = Manifest(settings.manifest_path)
+    try:
+        yield m.scoped(visible)
+    finally:
+        m.close()
+
+
 def _encode(doc_id: str) -> str:
     return base64.urlsafe_b64encode(doc_id.encode("utf-8")).decode("ascii").rstrip("=")
 
@@ -84,29 +99,25 @@ def _info(row: dict[str, Any]) -> DocumentInfo:
                         duplicate_of=row.get("duplicate_of"))
 
 
-def page(settings: Settings, *, limit: int, cursor: str | None, kind: str | None) -> DocumentPage:
+def page(settings: Settings, *, limit: int, cursor: str | None, kind: str | None,
+         visible: frozenset[str]) -> DocumentPage:
     """Documents ordered by id, ``limit`` at a time after the cursor (keyset paging)."""
     after = _decode(cursor) if cursor else ""
-    m = Manifest(settings.manifest_path)
-    try:
+    with _reading(settings, visible) as m:
         total, rows = m.page_documents(kind, after, limit + 1)
-    finally:
-        m.close()
     more = len(rows) > limit
     items = [_info(r) for r in rows[:limit]]
     return DocumentPage(items=items, total=total, next_cursor=_encode(items[-1].doc_id) if more else None)
 
 
-def detail(settings: Settings, doc_id: str, *, chunk: str | None = None, query: str | None = None) -> DocumentDetail:
+def detail(settings: Settings, doc_id: str, *, visible: frozenset[str], chunk: str | None = None,
+           query: str | None = None) -> DocumentDetail:
     """One document with all its passages in order; ``chunk`` (a hit's id) sets ``focus``, ``query`` highlights."""
-    m = Manifest(settings.manifest_path)
-    try:
+    with _reading(settings, visible) as m:
         row = m.document(doc_id)
         if row is None:
             raise NotFoundError(f"no document with id {doc_id!r}")
         rows = m.document_chunks(doc_id)
-    finally:
-        m.close()
     passages = [ChunkInfo(id=r["chunk_id"], section=r["section"], page=r["page"], text=r["text"], position=n,
                           highlighted=mark(r["text"], query) if query else "")
                 for n, r in enumerate(rows)]
@@ -114,13 +125,10 @@ def detail(settings: Settings, doc_id: str, *, chunk: str | None = None, query: 
     return DocumentDetail(**_info(row).model_dump(), passages=passages, focus=focus)
 
 
-def facets(settings: Settings) -> Facets:
+def facets(settings: Settings, visible: frozenset[str]) -> Facets:
     """Kinds, fields and years of the published documents, with counts."""
-    m = Manifest(settings.manifest_path)
-    try:
+    with _reading(settings, visible) as m:
         counts = {key: m.facet_counts(key) for key in ("kind", "field", "year")}
-    finally:
-        m.close()
     return Facets(**{key: [FacetValue(value=v, count=n) for v, n in c.items()] for key, c in counts.items()})
 
 
@@ -140,10 +148,7 @@ def display_source(settings: Settings, source: str) -> str:
     return original_name(str(settings.uploads_dir / source)) or source
 
 
-def stats(settings: Settings) -> Stats:
+def stats(settings: Settings, visible: frozenset[str]) -> Stats:
     """The ``kb stats --json`` shape."""
-    m = Manifest(settings.manifest_path)
-    try:
+    with _reading(settings, visible) as m:
         return m.stats()
-    finally:
-        m.close()

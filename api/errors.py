@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
@@ -25,7 +25,8 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 _WHEN = {400: "bad query, filter, cursor or request body", 401: "missing or invalid API key",
-         403: "writes are disabled on this server", 404: "no such document, job, need or result",
+         403: "writes are disabled on this server, or the key's role may not do this",
+         404: "no such document, job, need or result",
          406: "the Accept header allows none of the offered types",
          409: "the index is busy with another write, or was built with another model",
          413: "request body larger than KB_MAX_UPLOAD_MB, or more files than KB_MAX_UPLOAD_FILES",
@@ -38,6 +39,7 @@ _WHEN = {400: "bad query, filter, cursor or request body", 401: "missing or inva
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    fields: dict[str, str] | None = Field(None, description="422 invalid_record only: what is wrong with each field")
 
 
 class ErrorBody(BaseModel):
@@ -69,6 +71,13 @@ class UnauthorizedError(APIError):
 
 class WritesDisabledError(APIError):
     code = "writes_disabled"
+    status = 403
+
+
+class ForbiddenError(APIError):
+    """A valid key whose role may not do this (a reader's or the bureau's key writing)."""
+
+    code = "forbidden"
     status = 403
 
 
@@ -122,8 +131,12 @@ def without_paths(text: str, settings: Settings | None = None) -> str:
     return _ABS_PATH.sub(lambda m: m.group(1), text)
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                   fields: dict[str, str] | None = None) -> JSONResponse:
+    detail: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        detail["fields"] = fields
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -139,7 +152,7 @@ async def _kb_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         log.error("%s: %s", exc.code, exc.message)
     message = without_paths(exc.message, request.app.state.settings)
-    return error_response(exc.status, exc.code, message, getattr(exc, "headers", None))
+    return error_response(exc.status, exc.code, message, getattr(exc, "headers", None), getattr(exc, "fields", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,13 +1,16 @@
 """The MCP server over streamable HTTP at /mcp, behind the API's keys and rate limit.
 
 Stateless, JSON responses: every request stands alone, so it works with ``--workers`` (no session
-lives in one process) and answers as fast as a REST call. The tools run on the app's search worker.
+lives in one process) and answers as fast as a REST call. The tools run on the app's search worker, seeing what
+the request's key may see: the endpoint puts it in a context variable, which the SDK's tasks for this request
+inherit (a task copies the context of the code that starts it).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,8 +23,11 @@ from api.auth import read_access
 from api.errors import APIError, error_response
 from api.uploads import original_name
 from kb.integrations.mcp_server import KBServer, build_server
+from kb.models import PUBLIC_ONLY
 
 PATH = "/mcp"
+# what the current request's caller may see; a task outside any request (none should run tools) sees public only
+_VISIBLE: ContextVar[frozenset[str]] = ContextVar("kb_mcp_visible", default=PUBLIC_ONLY)
 
 
 def _source_name(source: str) -> str:
@@ -52,18 +58,23 @@ class MCPEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            read_access(Request(scope))
+            caller = read_access(Request(scope))
         except APIError as exc:
             await error_response(exc.status, exc.code, exc.message, exc.headers)(scope, receive, send)
             return
         if self._transport is None:
             await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
             return
-        await self._transport(scope, receive, send)
+        token = _VISIBLE.set(caller.visible)
+        try:
+            await self._transport(scope, receive, send)
+        finally:
+            _VISIBLE.reset(token)
 
 
 def mount(app: FastAPI) -> MCPEndpoint:
     """Add POST/GET/DELETE /mcp to ``app``; run ``endpoint.running()`` in the app's lifespan."""
-    endpoint = MCPEndpoint(build_server(app.state.settings, app.state.search, source_name=_source_name))
+    endpoint = MCPEndpoint(build_server(app.state.settings, app.state.search, visible=_VISIBLE.get,
+                                        source_name=_source_name))
     app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     return endpoint

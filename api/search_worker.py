@@ -96,27 +96,28 @@ class SearchWorker:
             self._searcher = None
             gc.collect()
 
-    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None) -> T:
-        """Run ``fn(searcher)`` on the worker thread within the search time budget (504 past it)."""
+    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None, *, visible: frozenset[str]) -> T:
+        """Run ``fn(searcher)`` on the worker thread within the search time budget (504 past it). ``fn`` gets the
+        Searcher as a caller allowed ``visible`` sees it (``Searcher.scoped``): no read can skip who may see what."""
         budget = self.settings.search_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + budget
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._call, fn, deadline)
+        future = loop.run_in_executor(self._pool, self._call, fn, deadline, visible)
         try:
             return await asyncio.wait_for(future, budget)
         except TimeoutError:
             raise SearchTimeoutError(f"search took longer than {budget:g} s (KB_SEARCH_TIMEOUT_S)") from None
 
-    def _call(self, fn: Callable[[Searcher], T], deadline: float) -> T:
+    def _call(self, fn: Callable[[Searcher], T], deadline: float, visible: frozenset[str]) -> T:
         from chromadb.errors import NotFoundError as CollectionGone
 
         if time.monotonic() > deadline:  # its client has had its 504 already: skip the work
             raise SearchTimeoutError("search expired in the queue")
         try:
-            return fn(self._current())
+            return fn(self._current().scoped(visible))
         except CollectionGone:  # compacted away (by another process) since our last look: open the new one
             self._drop()
-            return fn(self._current())
+            return fn(self._current().scoped(visible))
 
     def warm(self) -> None:
         """A throw-away search in the background (loads the model and the indexes before the first

@@ -15,6 +15,30 @@ CONTACT_KEY = "contact"
 # kinds of documents that are a whole file (named after it), as opposed to one row of a table
 FILE_KINDS = ("document", "plan", "paper")
 
+# Who may see a document: ``internal`` records (an enterprise's unsolved problem is a trade secret) only reach
+# callers whose role allows them (api/auth.py); everything is public unless its record says otherwise.
+VISIBILITIES = ("public", "internal")
+PUBLIC_ONLY: frozenset[str] = frozenset({"public"})
+EVERYTHING: frozenset[str] = frozenset(VISIBILITIES)
+VISIBILITY_WORDS = {"public": "public", "公开": "public", "internal": "internal", "内部": "internal"}
+# API key roles, each allowed what the one before is and more: reader (public records), bureau (internal records,
+# contacts, pair statuses too), admin (writes and deletes too)
+ROLES = ("reader", "bureau", "admin")
+
+
+def visibility_of(meta: dict[str, Any]) -> str:
+    """A document's visibility from its metadata: public when unset, internal for any value we do not know
+    (fail closed: a misspelt marker must not publish a confidential record)."""
+    value = meta.get("visibility")
+    if value in (None, ""):
+        return "public"
+    return VISIBILITY_WORDS.get(str(value).strip().lower(), "internal")
+
+
+def visible_to(role: str) -> frozenset[str]:
+    """The visibilities a role may read; an unknown role reads public documents only."""
+    return EVERYTHING if role in ("bureau", "admin") else PUBLIC_ONLY
+
 
 def content_hash(*parts: str) -> str:
     """Stable short hash of text parts (ids and change detection)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kb.errors import ConfigError
+from kb.models import ROLES
 
 log = logging.getLogger("kb.settings")
 LEXICAL_MODES = ("char", "jieba", "both")
@@ -115,7 +117,13 @@ class Settings(BaseSettings):
     url: str = Field(default="", description="server that kb search/ask/match call, e.g. http://127.0.0.1:8000; "
                      "empty = the `kb serve` of this KB_HOME if one is running; off = always in-process")
     # the HTTP service (kb serve)
-    api_keys: str = Field(default="", description="comma-separated API keys, sent as X-API-Key or Authorization: Bearer")
+    api_keys: str = Field(default="", description="comma-separated API keys, each `name:role:key` (role reader, bureau "
+                                                  "or admin) or a bare `key` (role admin), sent as X-API-Key or "
+                                                  "Authorization: Bearer")
+    record_fields: str = Field(
+        default="煤层气开发,煤层气钻完井,储层改造,排采,勘探监测,瓦斯抽采,瓦斯利用,储运液化,煤层气化工,装备制造,智能煤矿,"
+                "新材料,新能源,节能环保,现代农业",
+        description="fields (领域) a need or result entered by form may name, comma-separated")
     public_read: bool = Field(default=True, description="reads (search, documents, jobs) need no key when true")
     allow_writes: bool = Field(default=True, description="uploads and deletes through the API are enabled")
     dev: bool = Field(default=False, description="development mode: writes without a key (kb serve --dev)")
@@ -146,6 +154,12 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="", description="model name sent to the endpoint; empty = extractive answers only")
     llm_api_key: str = Field(default="", description="bearer token for the endpoint, if it needs one")
     llm_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds to wait for a generated answer")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_parse(cls, v: str) -> str:
+        parse_api_keys(v)  # a bad entry stops start-up, not the first request
+        return v
 
     @field_validator("lexical")
     @classmethod
@@ -240,7 +254,42 @@ class Settings(BaseSettings):
 
     @property
     def api_key_list(self) -> list[str]:
-        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+        return [k.key for k in parse_api_keys(self.api_keys)]
+
+    @property
+    def record_field_list(self) -> list[str]:
+        return [f.strip() for f in self.record_fields.split(",") if f.strip()]
+
+    @property
+    def api_key_entries(self) -> list[ApiKey]:
+        return parse_api_keys(self.api_keys)
+
+
+class ApiKey(NamedTuple):
+    """One entry of KB_API_KEYS: who (``name``, recorded with what they change), what they may do, the key."""
+
+    name: str
+    role: str
+    key: str
+
+
+def parse_api_keys(text: str) -> list[ApiKey]:
+    """``name:role:key`` entries, comma-separated; a bare ``key`` (every key before roles existed, all of which
+    could write) is role admin, named ``key-`` and the first 8 hex digits of its SHA-256."""
+    out: list[ApiKey] = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        parts = entry.split(":", 2)
+        if len(parts) < 3:
+            out.append(ApiKey("key-" + hashlib.sha256(entry.encode("utf-8")).hexdigest()[:8], "admin", entry))
+            continue
+        name, role, key = (p.strip() for p in parts)
+        if role not in ROLES or not name or not key:
+            raise ValueError(f"KB_API_KEYS entry {name or '?'}:{role}:… must be name:role:key with role one of "
+                             f"{', '.join(ROLES)} (or a bare key, role admin)")
+        out.append(ApiKey(name, role, key))
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -314,3 +314,40 @@ def test_ask_without_an_answer_opens_the_best_passage(server: str, browser: Any)
     assert first.get_attribute("open") is not None  # the best passage is open, its matching words marked
     assert first.find_elements(By.TAG_NAME, "mark")
     assert browser.find_element(By.CSS_SELECTOR, "#cite-2 details").get_attribute("open") is None
+
+
+def test_a_need_added_through_the_form_is_found_in_the_match_tab(server: str, browser: Any) -> None:
+    """录入记录: a wrong form shows the field's message; a filled one saves a need that 供需匹配 then lists and
+    matches. The need is deleted again, so the other tests of this module see the corpus they expect."""
+    import re
+
+    import httpx
+
+    _open(browser, server + "/#records")
+    browser.find_element(By.ID, "api-key").send_keys("browser-test-key")
+    _wait(browser).until(EC.presence_of_element_located((By.ID, "rf-title")))
+    browser.find_element(By.CSS_SELECTOR, "#record-form button").click()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "rf-err-title"), "请填写需求名称"))
+    assert browser.find_element(By.ID, "rf-err-description").text == "请填写需求描述"
+
+    browser.find_element(By.ID, "rf-title").send_keys("集输管线阴极保护电位远程监测")
+    browser.find_element(By.ID, "rf-description").send_keys(
+        "集输管线阴极保护测试桩分散在山里，人工测电位一个月才跑一遍，希望远程自动采集保护电位，异常时报警。")
+    Select(browser.find_element(By.ID, "rf-field")).select_by_value("储运液化")
+    browser.find_element(By.ID, "rf-trl").send_keys("6")
+    browser.find_element(By.CSS_SELECTOR, "#record-form button").click()
+    _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "record-summary"), "已保存"))
+    assert browser.find_element(By.ID, "rf-err-title").text == ""
+    found = re.search(r"N-[0-9a-f]{10}", browser.find_element(By.ID, "record-summary").text)
+    assert found, browser.find_element(By.ID, "record-summary").text
+    _shot(browser, "record-form.png")
+    try:
+        browser.find_element(By.ID, "tab-match").click()
+        select = Select(browser.find_element(By.ID, "need"))
+        _wait(browser).until(lambda d: found.group(0) in [o.get_attribute("value") for o in select.options])
+        select.select_by_value(found.group(0))
+        browser.find_element(By.CSS_SELECTOR, "#match-form button").click()
+        _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "match-summary"), "集输管线阴极保护电位远程监测"))
+        assert browser.find_elements(By.CSS_SELECTOR, "#match-results > li")
+    finally:
+        httpx.delete(f"{server}/documents/{found.group(0)}", headers={"X-API-Key": "browser-test-key"}, timeout=60)

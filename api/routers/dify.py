@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException
 
-from api.auth import read_access, verify_key
+from api.auth import Caller, read_access, verify_key
 from api.deps import SearchDep
 from api.errors import UnauthorizedError, _validation_message
 from kb.errors import KBError
@@ -78,7 +78,7 @@ class DifyRoute(APIRoute):
         return dify_handler
 
 
-def dify_access(request: Request) -> None:
+def dify_access(request: Request) -> Caller:
     """Dify sends ``Authorization: Bearer <key>``; a malformed header is 1001, a wrong key 1002; then the
     API's own read check (the same keys and KB_PUBLIC_READ, and the rate limit)."""
     settings = request.app.state.settings
@@ -92,11 +92,11 @@ def dify_access(request: Request) -> None:
             raise DifyAuthError(AUTH_FAILED, "Authorization failed")
     elif keys and not settings.public_read and "x-api-key" not in request.headers:
         raise DifyAuthError(BAD_HEADER, "Invalid Authorization header format. Expected 'Bearer <api-key>' format.")
-    read_access(request)
+    return read_access(request)
 
 
 # a dependency, so the key is checked before the body (a wrong key is 1002 whatever the body)
-DifyAccess = Annotated[None, Depends(dify_access)]
+DifyAccess = Annotated[Caller, Depends(dify_access)]
 
 
 def _no_bool(v: object) -> object:
@@ -140,13 +140,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     504: {"model": DifyError, "description": "the search took longer than its time budget"}}
 
 
-async def retrieval(_: DifyAccess, worker: SearchDep, body: RetrievalRequest | None = None) -> RetrievalResponse:
+async def retrieval(caller: DifyAccess, worker: SearchDep, body: RetrievalRequest | None = None) -> RetrievalResponse:
     """Dify's external knowledge retrieval; a POST with no body (Dify's registration check) gets no records."""
     if body is None:
         return RetrievalResponse(records=[])
     b, rs = body, body.retrieval_setting
     records = await worker.run(lambda s: retrieve(s, knowledge_id=b.knowledge_id, query=b.query, top_k=rs.top_k,
-                                                  threshold=rs.score_threshold or 0.0, condition=b.metadata_condition))
+                                                  threshold=rs.score_threshold or 0.0, condition=b.metadata_condition),
+                                 visible=caller.visible)
     return RetrievalResponse(records=records)
 
 

@@ -51,23 +51,24 @@ def upload(
 
 @router.get("", response_model=catalog.DocumentPage, summary="文档列表（分页）", responses=error_responses(400))
 async def list_documents(
-    settings: SettingsDep, _: ReadAccess,
+    settings: SettingsDep, caller: ReadAccess,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(max_length=1000, description="next_cursor of the previous page")] = None,
     kind: Kind | None = None,
 ) -> catalog.DocumentPage:
     """Documents ordered by id; follow ``next_cursor`` until it is null."""
-    return await run_in_threadpool(catalog.page, settings, limit=limit, cursor=cursor, kind=kind)
+    return await run_in_threadpool(catalog.page, settings, limit=limit, cursor=cursor, kind=kind,
+                                   visible=caller.visible)
 
 
 @router.get("/{doc_id:path}", response_model=catalog.DocumentDetail, summary="文档详情", responses=error_responses(404))
 async def get_document(
-    doc_id: str, settings: SettingsDep, _: ReadAccess,
+    doc_id: str, settings: SettingsDep, caller: ReadAccess,
     chunk: Annotated[str | None, Query(max_length=200, description="a search hit's id: its position is `focus`")] = None,
     q: Annotated[str | None, Query(max_length=2000, description="query whose terms are marked in `highlighted`")] = None,
 ) -> catalog.DocumentDetail:
     """One document with all its passages in order (the page's document view)."""
-    return await run_in_threadpool(lambda: catalog.detail(settings, doc_id, chunk=chunk, query=q))
+    return await run_in_threadpool(lambda: catalog.detail(settings, doc_id, visible=caller.visible, chunk=chunk, query=q))
 
 
 @router.delete("/{doc_id:path}", response_model=Deleted, response_model_exclude_none=True, summary="删除文档",

@@ -14,6 +14,6 @@ router = APIRouter(tags=["search"], responses=COMMON_ERRORS)
 
 
 @router.get("/facets", response_model=catalog.Facets, summary="筛选项（索引中实际存在的类型、领域、年份及文档数）")
-async def facets(settings: SettingsDep, _: ReadAccess) -> catalog.Facets:
+async def facets(settings: SettingsDep, caller: ReadAccess) -> catalog.Facets:
     """Values for the search filters ``kind``, ``field`` and ``year``, each with how many documents have it."""
-    return await run_in_threadpool(catalog.facets, settings)
+    return await run_in_threadpool(catalog.facets, settings, caller.visible)

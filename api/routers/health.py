@@ -10,7 +10,7 @@ from api import catalog
 from api.auth import ReadAccess
 from api.deps import SettingsDep
 from api.errors import COMMON_ERRORS
-from kb.models import Stats
+from kb.models import EVERYTHING, Stats
 
 router = APIRouter(tags=["health"])
 
@@ -25,13 +25,13 @@ class Health(BaseModel):
 
 @router.get("/health", response_model=Health, summary="服务状态（无需密钥）", responses={413: COMMON_ERRORS[413]})
 async def health(request: Request, settings: SettingsDep) -> Health:
-    """Up, with the index counts and the embedding model in use."""
-    st = await run_in_threadpool(catalog.stats, settings)
+    """Up, with the index counts (every document, internal ones too: counts, never text) and the model in use."""
+    st = await run_in_threadpool(catalog.stats, settings, EVERYTHING)
     return Health(status="ok", documents=st.documents, chunks=st.chunks,
                   embed_model=st.embed_model or settings.embed_model, features=request.app.state.features)
 
 
 @router.get("/stats", response_model=Stats, summary="索引统计（同 kb stats --json）", responses=COMMON_ERRORS)
-async def stats(settings: SettingsDep, _: ReadAccess) -> Stats:
-    """Documents and chunks in the index, by kind — the ``kb stats --json`` shape."""
-    return await run_in_threadpool(catalog.stats, settings)
+async def stats(settings: SettingsDep, caller: ReadAccess) -> Stats:
+    """Documents and chunks in the index, by kind — the ``kb stats --json`` shape — that this caller may read."""
+    return await run_in_threadpool(catalog.stats, settings, caller.visible)

@@ -97,10 +97,11 @@ class BatchResponse(BaseModel):
 
 
 @router.post("/ask", response_model=AskResponse, summary="智能问答（带引用）", responses=error_responses(400, 409, 504))
-async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess) -> AskResponse:
+async def ask(body: AskRequest, worker: SearchDep, settings: SettingsDep, caller: ReadAccess) -> AskResponse:
     """An answer built from the best sentences of the top passages; each [n] cites a passage."""
     budget = settings.search_timeout_s + (settings.llm_timeout if settings.llm_base_url else 0.0)
-    return await worker.run(lambda s: Asker(s.settings, s).ask(body.question, top_k=body.top_k), timeout=budget)
+    return await worker.run(lambda s: Asker(s.settings, s).ask(body.question, top_k=body.top_k), timeout=budget,
+                            visible=caller.visible)
 
 
 def _match(s: Searcher, body: MatchRequest) -> MatchResponse:
@@ -111,10 +112,10 @@ def _match(s: Searcher, body: MatchRequest) -> MatchResponse:
 
 @router.post("/match", response_model=MatchResponse, summary="供需匹配（需求↔成果/专家团队，附理由）",
              responses=error_responses(400, 404, 409, 504))
-async def match(body: MatchRequest, worker: SearchDep, _: ReadAccess) -> MatchResponse:
+async def match(body: MatchRequest, worker: SearchDep, caller: ReadAccess) -> MatchResponse:
     """Give exactly one of need_id, result_id, expert_id or text; each match carries readable reasons.
     Pairs marked 不合适 (POST /pairs) are not suggested again for that need."""
-    return await worker.run(lambda s: _match(s, body))
+    return await worker.run(lambda s: _match(s, body), visible=caller.visible)
 
 
 Batch = tuple[list[tuple[Record, list[Match]]], dict[tuple[str, str], tuple[str, str]]]
@@ -157,11 +158,14 @@ def _sheet(rows: list[list[object]], media: str) -> Response:
              responses={200: {"content": {XLSX: {}, CSV: {}},
                               "description": f"JSON, or a sheet with columns {'、'.join(EXPORT_HEADERS)}"},
                         **error_responses(400, 404, 406, 409, 504)})
-async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess,
+async def match_batch(body: BatchRequest, worker: SearchDep, settings: SettingsDep, caller: ReadAccess,
                       accept: Annotated[str | None, Header()] = None) -> Response | BatchResponse:
     """Every need (or ``need_ids``) with its top results; ``Accept`` picks JSON, XLSX or CSV."""
     media = _wanted(accept)
-    pairs, marks = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s)
+    body.filters().check()  # a blank filter is a 400 even when no need is asked for (need_ids: [])
+    pairs, marks = await worker.run(lambda s: _batch(s, body), timeout=settings.batch_timeout_s, visible=caller.visible)
+    if not caller.allowed("bureau"):  # pair statuses and notes are the bureau's
+        marks = {}
     if media != JSON:
         return _sheet(export_rows(pairs, marks), media)
     return BatchResponse(needs=len(pairs), results=[NeedMatches(need_id=n.doc_id, title=n.title, matches=m)

@@ -62,13 +62,13 @@ class PairSummary(BaseModel):
 
 @router.post("/pairs", response_model=Pair, summary="记录对接状态（需求↔成果/专家团队）",
              responses=error_responses(400, 401, 404, 409))
-async def set_pair(body: PairRequest, worker: SearchDep, who: BureauAccess) -> Pair:
+async def set_pair(body: PairRequest, worker: SearchDep, caller: BureauAccess) -> Pair:
     """Set a pair's status with a note; the change is kept with its time and the API key's name."""
     def work(s: Searcher) -> dict[str, Any]:
         with PairStore(s.settings.market_path) as store:
             return record_pair(s.manifest, store, need_id=body.need_id, cand_id=body.cand_id, status=body.status,
-                               note=body.note, by=who)
-    return Pair.model_validate(await worker.run(work))
+                               note=body.note, by=caller.name)
+    return Pair.model_validate(await worker.run(work, visible=caller.visible))
 
 
 @router.get("/pairs", response_model=PairList, summary="对接记录列表", responses=error_responses(400, 401))
@@ -84,26 +84,26 @@ async def list_pairs(settings: SettingsDep, _: BureauAccess, need_id: Annotated[
 
 @router.get("/pairs/summary", response_model=PairSummary, summary="对接记录统计（按状态、领域）",
             responses=error_responses(401))
-async def pairs_summary(worker: SearchDep, _: BureauAccess) -> PairSummary:
+async def pairs_summary(worker: SearchDep, caller: BureauAccess) -> PairSummary:
     def work(s: Searcher) -> dict[str, Any]:
         with PairStore(s.settings.market_path) as store:
             return summary(s.manifest, store)
-    return PairSummary.model_validate(await worker.run(work))
+    return PairSummary.model_validate(await worker.run(work, visible=caller.visible))
 
 
 @router.get("/match/new", response_model=NewArrivals, summary="新入库记录的强匹配（新成果服务的需求、新需求的候选）",
             responses=error_responses(400, 504))
-async def match_new(worker: SearchDep, settings: SettingsDep, _: ReadAccess,
+async def match_new(worker: SearchDep, settings: SettingsDep, caller: ReadAccess,
                     since: Annotated[float, Query(ge=0, description="Unix time: records stored after it")]) -> NewArrivals:
     def work(s: Searcher) -> NewArrivals:
         with PairStore(s.settings.market_path) as store:
             return new_arrivals(Matcher(s.settings, s), store, since)
-    return await worker.run(work, timeout=settings.batch_timeout_s)
+    return await worker.run(work, timeout=settings.batch_timeout_s, visible=caller.visible)
 
 
 @router.get("/needs/unmet", response_model=UnmetNeeds, summary="未满足需求（按领域，JSON / Excel）",
             responses={200: {"content": {XLSX: {}}}, **error_responses(406, 504)})
-async def needs_unmet(worker: SearchDep, settings: SettingsDep, _: ReadAccess,
+async def needs_unmet(worker: SearchDep, settings: SettingsDep, caller: ReadAccess,
                       accept: Annotated[str | None, Header()] = None) -> Response | UnmetNeeds:
     """Open needs with no result or expert above the strong-match threshold, grouped by field."""
     wanted = [p.split(";")[0].strip().lower() for p in (accept or "*/*").split(",")]
@@ -114,7 +114,7 @@ async def needs_unmet(worker: SearchDep, settings: SettingsDep, _: ReadAccess,
     def work(s: Searcher) -> UnmetNeeds:
         with PairStore(s.settings.market_path) as store:
             return unmet_needs(Matcher(s.settings, s), store)
-    res = await worker.run(work, timeout=settings.batch_timeout_s)
+    res = await worker.run(work, timeout=settings.batch_timeout_s, visible=caller.visible)
     if not xlsx:
         return res
     with tempfile.TemporaryDirectory() as tmp:

@@ -58,12 +58,12 @@ class SearchRequest(BaseModel):
 
 @router.post("/search", response_model=SearchResponse, summary="技术检索（混合检索：向量 + BM25）",
              responses=error_responses(400, 409, 504))
-async def search(body: SearchRequest, worker: SearchDep, settings: SettingsDep, _: ReadAccess) -> SearchResponse:
+async def search(body: SearchRequest, worker: SearchDep, settings: SettingsDep, caller: ReadAccess) -> SearchResponse:
     """Hybrid search; hits carry the heading path (``section``), page and ``<mark>`` highlights.
 
     An uploaded file's hits name it by the client's file name (the document list does too), not the stored one.
     """
     res = await worker.run(lambda s: s.search(body.query, top_k=body.top_k, filters=dict(body.filters),
-                                              method=body.method))
+                                              method=body.method), visible=caller.visible)
     catalog.name_uploads(settings, res.hits)
     return res

@@ -2,9 +2,10 @@
 // nothing inline (a strict Content-Security-Policy fits).
 import { $, api } from "./common.js";
 import { loadNeeds } from "./market.js";
+import { loadRecordForm } from "./records.js";
 import { loadFacets, showDocument } from "./search.js";
 
-const tabs = ["search", "ask", "match"];
+const tabs = ["search", "ask", "match", "records"];
 let lastTab = "search";
 let tabShown = false; // a tab was shown before the document view: "back" returns to it through history
 
@@ -22,6 +23,7 @@ function showTab(name) {
   showPanel(name);
   if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   if (name === "match") loadNeeds();
+  if (name === "records") loadRecordForm();
 }
 for (const t of tabs) $(`tab-${t}`).addEventListener("click", () => showTab(t));
 

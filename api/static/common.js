@@ -26,17 +26,19 @@ export async function api(path, { method = "GET", body, accept = "application/js
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!res.ok) {
     let msg = `请求失败（HTTP ${res.status}）`;
+    let fields = null;
     try {
       const err = (await res.json()).error;
       if (err) msg = `${errorText(res.status)}：${err.message}`;
+      if (err && err.fields) fields = err.fields; // 422 invalid_record: what is wrong with each field
     } catch (_) { /* not JSON */ }
-    throw new Error(msg);
+    throw Object.assign(new Error(msg), { fields });
   }
   return accept === "application/json" ? res.json() : res.blob();
 }
 
 function errorText(status) {
-  return ({ 400: "输入有误", 401: "需要有效的 API 密钥", 404: "未找到", 413: "内容过大", 422: "输入有误",
+  return ({ 400: "输入有误", 401: "需要有效的 API 密钥", 403: "无权操作", 404: "未找到", 409: "冲突", 413: "内容过大", 422: "输入有误",
             429: "请求过于频繁", 504: "检索超时" })[status] || "出错了";
 }
 

@@ -67,6 +67,7 @@ $("ask-form").addEventListener("submit", async (ev) => {
 
 // ---- 供需匹配 ---------------------------------------------------------------------------
 let needsLoaded = false;
+export function forgetNeeds() { needsLoaded = false; } // a need was added or edited: reload the list when shown
 export async function loadNeeds() {
   if (needsLoaded) return;
   needsLoaded = true;

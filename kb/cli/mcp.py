@@ -19,11 +19,13 @@ def mcp() -> None:
     import os
 
     from kb.integrations.mcp_server import LocalRunner, build_server
+    from kb.models import EVERYTHING
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as kb serve: idle model threads sleep
     runner = LocalRunner(settings())
     try:
-        build_server(runner.settings, runner).run("stdio")
+        # stdio: the agent runs as this machine's user, who can read KB_HOME anyway (trusted, as the CLI)
+        build_server(runner.settings, runner, visible=lambda: EVERYTHING).run("stdio")
     finally:
         runner.close()
 

