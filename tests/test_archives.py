@@ -227,7 +227,9 @@ def test_scans_and_garbage_layers_are_ocrd_and_spaced_layers_repaired(tmp_path: 
         assert "建立安全生产责任制" in law["text"]
     old = "".join(r["text"] for r in rows if r["doc_id"] == "oldocr")
     assert "实测含气量为12.6m3/t" in old and "煤 层" not in old
-    assert {h.doc_id for h in _search(settings, "第三十条 安全生产责任制", k=3)} == {"scan", "cnki", "oldocr"}
+    found = {h.doc_id for h in _search(settings, "第三十条 安全生产责任制", k=3)}
+    # scan.pdf and cnki.pdf are the same page: linked as near-duplicates, their passage is shown once (kb/search/units.py)
+    assert "oldocr" in found and len(found & {"scan", "cnki"}) == 1, found
 
 
 @pytest.mark.slow

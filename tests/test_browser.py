@@ -324,7 +324,9 @@ def test_a_need_added_through_the_form_is_found_in_the_match_tab(server: str, br
     import httpx
 
     _open(browser, server + "/#records")
-    browser.find_element(By.ID, "api-key").send_keys("browser-test-key")
+    key = browser.find_element(By.ID, "api-key")
+    key.clear()  # an earlier test may have left the key in localStorage: typing would append to it
+    key.send_keys("browser-test-key\t")
     _wait(browser).until(EC.presence_of_element_located((By.ID, "rf-title")))
     browser.find_element(By.CSS_SELECTOR, "#record-form button").click()
     _wait(browser).until(EC.text_to_be_present_in_element((By.ID, "rf-err-title"), "请填写需求名称"))
