@@ -25,7 +25,7 @@ from kb.ingest.pipeline import ingest
 from kb.settings import Settings
 from tests.utils import MINI_DOCS, ROOT, free_port
 
-pytestmark = pytest.mark.slow  # a server under load
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a server under load, against its idle latency: alone
 
 KEY = "k-load-0123456789"
 FULL = os.environ.get("KB_LOAD_FULL", "") not in ("", "0")

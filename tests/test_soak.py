@@ -24,7 +24,7 @@ from kb.ingest.pipeline import ingest
 from kb.settings import Settings
 from tests.utils import KEY, ROOT, kb_serve, proc_usage
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # RSS and latency bounds: alone
 
 CYCLES = int(os.environ.get("KB_SOAK_CYCLES", "30"))
 WARM = 5  # cycles before the baseline sample: first loads (model, dictionaries, allocator arenas) settle
