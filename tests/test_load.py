@@ -119,11 +119,10 @@ def _large_folder(tmp_path: Path, copies: int = 40) -> Path:
     corpus/ alone went in within 6 s on a quiet CI machine (hash embedder), before 100 searches ended."""
     folder = tmp_path / "large"
     folder.mkdir()
-    texts = [p for p in (ROOT / "corpus").rglob("*") if p.suffix in (".md", ".txt")]
+    texts = {p: p.read_text(encoding="utf-8") for p in (ROOT / "corpus").rglob("*") if p.suffix in (".md", ".txt")}
     for i in range(copies):
-        for p in texts:
-            (folder / f"{p.stem}-{i}{p.suffix}").write_text(f"{p.read_text(encoding='utf-8')}\n\n副本 {i}。\n",
-                                                            encoding="utf-8")
+        for p, text in texts.items():
+            (folder / f"{p.stem}-{i}{p.suffix}").write_text(f"{text}\n\n副本 {i}。\n", encoding="utf-8")
     return folder
 
 
