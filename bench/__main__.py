@@ -216,11 +216,16 @@ def _load_runs(home: Path, plan: Plan, qs: list[str], log: Path, env: dict[str, 
                 "runs": runs, **http.tree_rss_mb(srv.proc.pid)}
 
 
-def ingest_ratio(plan: Plan, work: Path, settings: Settings) -> dict[str, Any]:
-    """`kb ingest` in a new process vs the embedder alone on the same chunk texts (the target is ≥ 0.85)."""
+def ingest_ratio(plan: Plan, work: Path, settings: Settings) -> dict[str, Any] | None:
+    """`kb ingest` in a new process vs the embedder alone on the same chunk texts (the target is ≥ 0.85);
+    None without the CMRC 2018 corpus (like the dataset queries, it lives beside the repository)."""
+    if not (DATASETS / "cmrc2018" / "corpus.jsonl").exists():
+        _say(f"ingest ratio skipped: no {DATASETS / 'cmrc2018' / 'corpus.jsonl'}")
+        return None
     _say(f"ingest ratio: kb ingest vs the embedder on {plan.ratio_passages} CMRC passages (load {load_avg()})")
     shutil.rmtree(work / "ratio", ignore_errors=True)
-    out = {**ingest.ratio(data.cmrc_passages(plan.ratio_passages), work / "ratio", settings), "load_avg": load_avg(),
+    passages = data.cmrc_passages(plan.ratio_passages, DATASETS)
+    out = {**ingest.ratio(passages, work / "ratio", settings), "load_avg": load_avg(),
            "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     shutil.rmtree(work / "ratio", ignore_errors=True)
     return out
@@ -252,8 +257,8 @@ def main() -> None:
     results_path = args.out / "bench_results.json"
     if args.render or args.ratio:
         res = json.loads(results_path.read_text(encoding="utf-8"))
-        if args.ratio:
-            res["ingest_ratio"] = ingest_ratio(plan_for(args), args.work or Path("/tmp/kb-bench"), get_settings())
+        if args.ratio and (ratio := ingest_ratio(plan_for(args), args.work or Path("/tmp/kb-bench"), get_settings())):
+            res["ingest_ratio"] = ratio
             results_path.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
         report.write(res, args.out)
         return
@@ -282,7 +287,8 @@ def run(args: argparse.Namespace, results_path: Path) -> None:
                          "llamaindex": ingest.llamaindex(files, base.model_copy(update={"home": work / "e2e-llama", **fresh}))}
     shutil.rmtree(work / "e2e-ours", ignore_errors=True)
     shutil.rmtree(work / "e2e-llama", ignore_errors=True)
-    res["ingest_ratio"] = ingest_ratio(plan, work, base)
+    if (ratio := ingest_ratio(plan, work, base)) is not None:
+        res["ingest_ratio"] = ratio
     need = 4 * plan.queries + plan.queries + len(plan.clients) * plan.load_requests + 4 * plan.load_workers
     qs = data.queries(DATASETS, ROOT / "eval" / "cbm", need, args.seed)
     log = args.out / "bench_server.log" if args.quick else work / "server.log"
