@@ -2,8 +2,9 @@
 
 A real server (uvicorn, the ``kb serve`` app) on a free loopback port over a tmp KB_HOME; a load
 generator in a separate process sends POST /search and times each answer; first idle, then while
-``kb ingest`` of a large folder (corpus/'s text, 40 times) runs in a third process. No errors, and loaded p99 within 3x of
-idle p99. KB_LOAD_FULL=1 (``make stress``) sends 10x the requests.
+``kb ingest`` of a large folder (corpus/'s text, 40 times) runs in a third process. No errors; loaded p50 within
+2x of idle p50 (+10 ms), and loaded p99 within 3x of idle p99 or under 150 ms. KB_LOAD_FULL=1 (``make stress``)
+sends 10x the requests.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial]  # a server under load, agai
 
 KEY = "k-load-0123456789"
 FULL = os.environ.get("KB_LOAD_FULL", "") not in ("", "0")
-REQUESTS = 1000 if FULL else 100
+REQUESTS = 1000 if FULL else 300  # 300: p99 is the 297th, not one stray answer
 QUERIES = ["排采过程中如何控制井底流压", "多分支水平井", "低浓度瓦斯发电", "U型井 直井", "CBM liquefaction LNG",
            "煤层气利用率", "樊庄区块单井日产气量", "煤粉产出 渗透率伤害"]
 
@@ -163,4 +164,8 @@ def test_searches_keep_answering_during_a_large_ingest(server: int, kb_home: Pat
     assert idle["errors"] == [] and loaded["errors"] == [], (idle["errors"][:3], loaded["errors"][:3])
     assert still_running, "the ingest ended before the loaded run did: make it larger"
     assert ingest_cores > 0.2, figures  # the ingest was working, not waiting (a shared 2-core box gives it 0.3-0.7)
-    assert figures["loaded"]["p99"] <= 3 * figures["idle"]["p99"], figures
+    # starvation (issue 19: median 10 -> 741 ms, worst 5 s) moves the median and the tail together; a 2-core CI
+    # box running the server, the client and the ingest's two processes also gives single answers a scheduler
+    # wait of tens of ms (CI: idle p99 12.1 ms, loaded p99 42.6 ms, p50 7.9 ms both), so the tail gets a floor
+    assert figures["loaded"]["p50"] <= 2 * figures["idle"]["p50"] + 10, figures
+    assert figures["loaded"]["p99"] <= max(3 * figures["idle"]["p99"], 150.0), figures
