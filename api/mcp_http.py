@@ -8,11 +8,13 @@ inherit (a task copies the context of the code that starts it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+import anyio
+import anyio.abc
 from fastapi import FastAPI, Request
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
@@ -35,15 +37,32 @@ def _source_name(source: str) -> str:
 
 
 class MCPEndpoint:
-    """The ASGI endpoint: the key check (as for every read), then the SDK's transport of this lifespan."""
+    """The ASGI endpoint: the key check (as for every read), then the SDK's transport of this lifespan.
 
-    def __init__(self, server: KBServer) -> None:
-        self.server = server
+    The server and its session manager start on the first /mcp request, inside the lifespan's task group:
+    building the four tools' schemas took 80 ms of every app start, most of a test app's set-up."""
+
+    def __init__(self, build: Callable[[], KBServer]) -> None:
+        self._build = build
+        self.server: KBServer | None = None
         self._transport: StreamableHTTPASGIApp | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._starting: anyio.Lock | None = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """One session manager per app lifespan (the SDK's can run only once)."""
+        """The task group the session manager runs in once started (the SDK's can run only once per server)."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks, self._starting = tasks, anyio.Lock()
+            try:
+                yield
+            finally:
+                self._tasks = self._transport = None
+                tasks.cancel_scope.cancel()
+
+    async def _serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        _VISIBLE.set(PUBLIC_ONLY)  # this task copied the first caller's context: it must not keep their access
+        self.server = self._build()
         # no DNS-rebinding check: the endpoint takes the same keys as the REST API, which has none either,
         # and the SDK's default would refuse every Host but 127.0.0.1 / localhost
         self.server.streamable_http_app(stateless_http=True, json_response=True,
@@ -51,10 +70,15 @@ class MCPEndpoint:
         manager = self.server.session_manager
         async with manager.run():
             self._transport = StreamableHTTPASGIApp(manager)
-            try:
-                yield
-            finally:
-                self._transport = None
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def _started(self) -> StreamableHTTPASGIApp | None:
+        if self._transport is None and self._tasks is not None and self._starting is not None:
+            async with self._starting:
+                if self._transport is None and self._tasks is not None:
+                    await self._tasks.start(self._serve)
+        return self._transport
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -62,19 +86,20 @@ class MCPEndpoint:
         except APIError as exc:
             await error_response(exc.status, exc.code, exc.message, exc.headers)(scope, receive, send)
             return
-        if self._transport is None:
+        transport = await self._started()
+        if transport is None:
             await error_response(503, "unavailable", "the MCP endpoint is not running")(scope, receive, send)
             return
         token = _VISIBLE.set(caller.visible)
         try:
-            await self._transport(scope, receive, send)
+            await transport(scope, receive, send)
         finally:
             _VISIBLE.reset(token)
 
 
 def mount(app: FastAPI) -> MCPEndpoint:
     """Add POST/GET/DELETE /mcp to ``app``; run ``endpoint.running()`` in the app's lifespan."""
-    endpoint = MCPEndpoint(build_server(app.state.settings, app.state.search, visible=_VISIBLE.get,
-                                        source_name=_source_name))
+    endpoint = MCPEndpoint(lambda: build_server(app.state.settings, app.state.search, visible=_VISIBLE.get,
+                                                source_name=_source_name))
     app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     return endpoint

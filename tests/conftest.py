@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.index.vectors import release_under
 from kb.settings import Settings, get_settings
 from tests.utils import MINI_DOCS, chroma_process, free_port, guarded_connect, write_docs
 
@@ -58,6 +59,9 @@ def kb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: str) -> I
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+    # this test's stores are gone with it: their Chroma clients (kept per process and store) held ~20 file
+    # handles each, and a worker passed 1024 of them, past what select() takes
+    release_under(tmp_path)
 
 
 @pytest.fixture
@@ -87,7 +91,7 @@ def chroma_url(chroma_server: str, kb_home: Path, monkeypatch: pytest.MonkeyPatc
     return chroma_server
 
 
-@pytest.fixture(params=["embedded", "server"])
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.slow)])  # server: a `chroma run` process
 def store_backend(request: pytest.FixtureRequest, kb_home: Path) -> Iterator[str]:
     """Run a test against the embedded Chroma store and again against a real `chroma run` server; in server
     mode the test must never fall back to the embedded store."""

@@ -19,7 +19,7 @@ from kb.cli import main as cli
 from kb.errors import ConfigError
 from kb.ingest.pipeline import ingest
 from kb.settings import Settings
-from tests.utils import KEY, MINI_DOCS, NEEDS, ROOT, error, make_client, wait_for, write_market_corpus
+from tests.utils import KEY, MINI_DOCS, NEEDS, ROOT, error, make_client, wait_for, write_docs, write_market_corpus
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,17 @@ def writer(kb_home: Path, mini_corpus: Path) -> Iterator[TestClient]:
     """A client over this test's own KB_HOME, holding the mini corpus, for tests that write."""
     assert ingest([mini_corpus], Settings(home=kb_home)).failed == []
     with make_client(kb_home) as c:
+        c.headers["X-API-Key"] = KEY
+        yield c
+
+
+@pytest.fixture(scope="module")
+def bad_input_writer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A client with the write key over a module-wide store, for requests that must be refused before they write."""
+    root = tmp_path_factory.mktemp("bad-input")
+    corpus = write_docs(root / "mini", MINI_DOCS)
+    assert ingest([corpus], Settings(home=root / "home")).failed == []
+    with make_client(root / "home") as c:
         c.headers["X-API-Key"] = KEY
         yield c
 
@@ -274,6 +285,7 @@ def test_upload_job_runs_to_completion_and_search_sees_it(writer: TestClient, kb
     assert all(h["doc_id"] != doc_id for h in writer.post("/search", json={"query": "清洁压裂液"}).json()["hits"])
 
 
+@pytest.mark.slow  # a `kb ingest` process beside the app
 def test_search_sees_documents_ingested_by_another_process(writer: TestClient, kb_home: Path,
                                                          tmp_path: Path) -> None:
     import subprocess
@@ -378,8 +390,9 @@ def test_delete_while_a_job_holds_the_index_is_409(writer: TestClient, kb_home: 
         ("delete", "/documents/" + "%00", {}),
     ],
 )
-def test_nothing_a_client_sends_is_a_500(writer: TestClient, method: str, path: str, kwargs: dict[str, Any]) -> None:
-    resp = getattr(writer, method)(path, **kwargs)
+def test_nothing_a_client_sends_is_a_500(bad_input_writer: TestClient, method: str, path: str,
+                                        kwargs: dict[str, Any]) -> None:
+    resp = getattr(bad_input_writer, method)(path, **kwargs)
     assert 400 <= resp.status_code < 500, resp.text
     assert set(resp.json()) == {"error"}
 

@@ -202,6 +202,7 @@ def test_near_duplicates_are_linked_listed_and_shown_once_in_search(tmp_path: Pa
 # ---- OCR: slow (a page takes seconds on two cores) ------------------------------------------------------------
 
 
+@pytest.mark.slow  # an OCR model on a rendered page
 def test_rapidocr_reads_a_rendered_chinese_page_offline() -> None:
     """In this process, under the no-network guard: the models come from the wheel, nothing downloads."""
     text = "".join(ocr_image(render_page(STANDARD.split("\n")[3], dpi=150), "rapidocr").split())

@@ -20,6 +20,8 @@ from kb.search.hybrid import Searcher
 from kb.settings import Settings
 from tests.utils import MINI_DOCS, chroma_process, free_port
 
+pytestmark = pytest.mark.slow  # a `chroma run` server process
+
 
 @pytest.fixture(autouse=True)
 def _server_mode(chroma_url: str, kb_home: Path) -> Iterator[None]:

@@ -61,6 +61,7 @@ def test_an_empty_result_says_whether_the_filters_emptied_it(mini_home: Path) ->
     assert "筛选条件（kind=paper）下没有结果" in r.stdout
 
 
+@pytest.mark.slow  # `kb ingest` in a process on a pseudo-terminal
 def test_ingest_on_a_terminal_shows_its_progress(mini_corpus: Path, kb_home: Path) -> None:
     """A progress bar over the files, then a line for the silent part (embedding the last batch, BM25)."""
     import fcntl
@@ -81,7 +82,9 @@ def test_ingest_on_a_terminal_shows_its_progress(mini_corpus: Path, kb_home: Pat
                           stdout=subprocess.PIPE, stderr=slave, timeout=120, text=True)
     os.close(slave)
     seen = b""
-    while select.select([master], [], [], 1)[0]:
+    ready = select.poll()  # not select(): it refuses a descriptor past 1024
+    ready.register(master, select.POLLIN)
+    while ready.poll(1000):
         try:
             chunk = os.read(master, 65536)
         except OSError:  # EIO: the terminal's other side is closed and drained

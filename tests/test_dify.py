@@ -29,8 +29,16 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return integration_home(tmp_path_factory.mktemp("dify"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(home: Path) -> Iterator[TestClient]:
+    """One app for the tests that only read with the right key (starting an app was most of such a test)."""
+    with make_client(home) as c:
+        yield c
+
+
+@pytest.fixture
+def own_client(home: Path) -> Iterator[TestClient]:
+    """An app of its own, for a test that sends wrong keys (the app counts them per address)."""
     with make_client(home) as c:
         yield c
 
@@ -53,7 +61,8 @@ def _error(resp: Any, status: int, code: int) -> str:
 
 # ---- registration and auth -------------------------------------------------------------------------------
 
-def test_registration_probe_is_accepted_with_a_good_key_and_refused_with_a_bad_one(client: TestClient) -> None:
+def test_registration_probe_is_accepted_with_a_good_key_and_refused_with_a_bad_one(own_client: TestClient) -> None:
+    client = own_client
     assert DifyClient(client, "http://testserver/dify", KEY).check_endpoint() is None
     assert DifyClient(client, "http://testserver", KEY).check_endpoint() is None  # POST /retrieval too
     resp = client.post("/dify/retrieval", headers={"Authorization": f"Bearer {KEY}"})
@@ -62,7 +71,8 @@ def test_registration_probe_is_accepted_with_a_good_key_and_refused_with_a_bad_o
     assert DifyClient(client, "http://testserver/nowhere", KEY).check_endpoint() == "Not Found"
 
 
-def test_auth_error_codes(dify: DifyClient, home: Path) -> None:
+def test_auth_error_codes(own_client: TestClient, home: Path) -> None:
+    dify = DifyClient(own_client, "http://testserver/dify", KEY)
     good = {"Content-Type": "application/json"}
     for header in ("Basic abc", "Bearer", "Bearer   ", KEY):
         msg = _error(dify.request("all", Q, 3, 0.0, headers={**good, "Authorization": header}), 403, 1001)

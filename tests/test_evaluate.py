@@ -99,6 +99,7 @@ def test_baseline_scores_an_empty_query_as_no_hits(tmp_path: Path) -> None:
     assert methods["llamaindex_baseline"]["recall@1"] == 0.5 and methods["hybrid"]["recall@1"] == 0.5
 
 
+@pytest.mark.slow  # every ablation variant, each a full evaluation
 def test_read_path_variants_run_on_a_tiny_dataset(tmp_path: Path) -> None:
     from eval import ablate
 
@@ -108,6 +109,7 @@ def test_read_path_variants_run_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert all(set(v) == {"all", "t"} for v in out["variants"].values())
 
 
+@pytest.mark.slow  # an ablation variant's CC-CEDICT table, built in the test
 def test_chinese_dictionary_words_skip_what_the_glossary_covers() -> None:
     from eval.ablate import zh_dictionary
 

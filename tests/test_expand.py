@@ -1,5 +1,7 @@
 """Bilingual glossary expansion of queries."""
 
+import pytest
+
 from kb.lang import cedict
 from kb.lang.glossary import chinese_terms_to_english, english_terms_to_chinese, is_latin, translate
 from kb.search.fuse import cross_language
@@ -71,6 +73,7 @@ def test_leftmost_longest_glossary_terms() -> None:
     assert terms and "\x00" in rest and "排采" not in rest
 
 
+@pytest.mark.slow  # builds the CC-CEDICT table twice, 1.5 s each
 def test_dictionary_table_is_cached_per_machine(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     cedict._reverse.cache_clear()
     try:

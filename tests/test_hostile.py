@@ -202,6 +202,7 @@ class _SpyPopen(subprocess.Popen):  # type: ignore[type-arg]
         _SpyPopen.made.append(self)
 
 
+@pytest.mark.slow  # waits out a parser's time limit
 @pytest.mark.timeout(120)
 def test_pdf_that_keeps_the_parser_busy_is_killed_at_the_time_limit(
         tmp_path: Path, mini_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,6 +433,7 @@ def test_refused_upload_names_and_bodies(writer: TestClient) -> None:
     error(writer.post("/documents", content=b"--b\r\n\r\n", headers={"Content-Type": "multipart/form-data"}), 400)
 
 
+@pytest.mark.slow  # parser children killed at their limits
 def test_wrong_content_types_and_a_zip_bomb_fail_in_the_job(writer: TestClient) -> None:
     files = [("files", ("report.pdf", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "application/pdf")),
              ("files", ("notes.md", TEXT_PDF, "text/markdown")),

@@ -48,6 +48,7 @@ def _send_big_head(url: str, what: str, size: int, out: dict[str, object]) -> No
         out["took"] = time.monotonic() - start
 
 
+@pytest.mark.slow  # a uvicorn process and 100 MB sent to it
 @pytest.mark.parametrize("what", ["header", "request line"])
 def test_a_100_mb_head_is_cut_off_and_other_requests_keep_their_pace(served: str, what: str) -> None:
     """httptools had no head limit: a 100 MB header held every request of the server for 11.5 s."""
@@ -68,6 +69,7 @@ def test_a_100_mb_head_is_cut_off_and_other_requests_keep_their_pace(served: str
         isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 400")), answer
 
 
+@pytest.mark.slow  # a real `kb serve` process (the in-process test below checks every header)
 def test_the_served_page_carries_its_security_headers(served: str) -> None:
     page = httpx.get(served + "/")
     assert page.status_code == 200 and page.headers["x-content-type-options"] == "nosniff"
@@ -95,6 +97,7 @@ def test_wrong_keys_sent_to_difys_endpoint_count_too(kb_home: Path) -> None:
         error(c.get("/stats", headers={"X-API-Key": KEY}), 429, "rate_limited")
 
 
+@pytest.mark.slow  # waits out the back-off
 def test_the_back_off_doubles_with_each_wrong_key() -> None:
     guard = AuthFailures(per_minute=2)
     for _ in range(2):

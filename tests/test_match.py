@@ -225,3 +225,14 @@ def test_calibrated_score_when_one_candidate_stands_out_and_when_none_does(match
     none = matcher.match(text="单位年会想请一个乐队，预算两万元左右", top_k=3)
     assert not none.strong_match and not any(m.strong for m in none.matches)
     assert all(m.score < 0.5 for m in none.matches)
+
+
+@pytest.mark.slow  # jieba.posseg's own loader: 2.4 s
+def test_word_tags_are_jiebas_own_table() -> None:
+    """vocab reads jieba's dictionary tags itself (posseg's loader takes seconds); it must give posseg's table."""
+    import jieba
+    import jieba.posseg
+
+    from kb.search.match.vocab import _word_tags
+
+    assert _word_tags(jieba.dt) == jieba.posseg.POSTokenizer(jieba.dt).word_tag_tab

@@ -41,6 +41,7 @@ def ratio_limited_xlsx_bomb(sheet_mb: int = 110) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow  # parser children killed at their limits
 def test_a_ratio_limited_xlsx_bomb_is_refused_quickly_and_the_batch_goes_on(tmp_path: Path, settings: Settings) -> None:
     bomb = ratio_limited_xlsx_bomb()
     with zipfile.ZipFile(io.BytesIO(bomb)) as z:
@@ -63,6 +64,7 @@ def test_zip_members_are_capped_by_size_as_well_as_ratio() -> None:
     assert zip_bomb_reason([(90 << 20, 1 << 20)], max_member_mb=100) is None  # 90x and under the cap
 
 
+@pytest.mark.slow  # a parser child run out of memory
 def test_a_parser_past_its_memory_limit_fails_alone_with_a_clear_message() -> None:
     huge = b'{"id": "x", "values": [' + b"1," * 20_000_000 + b"1]}\n"  # 40 MB that json turns into ~400 MB
     with pytest.raises(ExtractionError) as err:

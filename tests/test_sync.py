@@ -204,6 +204,7 @@ def _next(lines: queue.Queue[dict[str, Any]], want: str, timeout: float = 60) ->
     raise AssertionError(f"no sync summary ({want}) within {timeout} s")
 
 
+@pytest.mark.slow  # filesystem events and their debounce delay
 def test_watch_picks_up_a_new_file_and_a_removed_one(tmp_path: Path, kb_home: Path) -> None:
     """The new file is written the moment the first sync reports: the watcher is live before that sync."""
     folder = write_docs(tmp_path / "shared", {"horizontal.md": MINI_DOCS["horizontal.md"]})

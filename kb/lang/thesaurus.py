@@ -61,18 +61,25 @@ def _word_edges(text: str) -> set[int]:
 
 def named_in(text: str) -> list[Technology]:
     """Technologies whose name or an alias occurs in the text as whole words, in order of first mention."""
+    return [technologies()[n] for n in _named(text)]
+
+
+@lru_cache(maxsize=8192)  # matching reads the same record texts on every request; segmenting them was 90 % of it
+def _named(text: str) -> tuple[int, ...]:
     pattern, owner = _matcher()
     folded = fold(text)
-    edges = _word_edges(folded)
+    found = list(pattern.finditer(folded))
+    edges = _word_edges(folded) if any(not m.group(0).isascii() for m in found) else set()
     seen: dict[int, None] = {}
-    for m in pattern.finditer(folded):
+    for m in found:
         if m.group(0).isascii() or (m.start() in edges and m.end() in edges):
             seen.setdefault(owner[m.group(0)], None)
-    return [technologies()[n] for n in seen]
+    return tuple(seen)
 
 
 def problems_solved(name: str, text: str = "", limit: int = 3) -> list[str]:
     """The plain-language problems of the technologies a record names: those in its ``name`` (title and
     keywords) first, then, if too few, those its ``text`` mentions; at most ``limit`` technologies."""
-    techs = list(dict.fromkeys(named_in(name) + (named_in(text) if len(named_in(name)) < limit else [])))
+    in_name = named_in(name)
+    techs = list(dict.fromkeys(in_name + (named_in(text) if len(in_name) < limit else [])))
     return [p for tech in techs[:limit] for p in tech.problems]

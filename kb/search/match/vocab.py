@@ -21,12 +21,19 @@ NOUN_FREQ = 1000  # jieba dictionary frequency at which a noun is everyday Chine
 @lru_cache(maxsize=1)
 def _lexicon() -> tuple[frozenset[str], dict[str, str], dict[str, int]]:
     """(our CBM terms, jieba's word → part-of-speech tag, jieba's word → frequency)."""
-    import jieba.posseg
-
     jieba = jieba_instance()
     lines = resources.files("kb.resources").joinpath("cbm_userdict.txt").read_text(encoding="utf-8").splitlines()
     ours = frozenset(w.split()[0] for w in lines if w.strip()) | frozenset(zh_index()[1])
-    return ours, jieba.posseg.POSTokenizer(jieba.dt).word_tag_tab, jieba.dt.FREQ
+    return ours, _word_tags(jieba.dt), jieba.dt.FREQ
+
+
+def _word_tags(tokenizer) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """jieba's dictionary word → tag, the table jieba.posseg builds: its dict.txt is "word freq tag" per line.
+    Read with one split: posseg decodes it line by line, 1.2 s per tokenizer (twice with its import), which made
+    the first match of a process take 4 s."""
+    with tokenizer.get_dict_file() as f:
+        fields = f.read().decode("utf-8").split()
+    return dict(zip(fields[0::3], fields[2::3], strict=True))
 
 
 def domain_term(word: str) -> bool:
