@@ -113,11 +113,12 @@ class SearchWorker:
 
         if time.monotonic() > deadline:  # its client has had its 504 already: skip the work
             raise SearchTimeoutError("search expired in the queue")
-        try:
-            return fn(self._current().scoped(visible))
-        except CollectionGone:  # compacted away (by another process) since our last look: open the new one
-            self._drop()
-            return fn(self._current().scoped(visible))
+        with vectors.reading():  # an upload's writes in this process pause for it (Chroma holds the GIL)
+            try:
+                return fn(self._current().scoped(visible))
+            except CollectionGone:  # compacted away (by another process) since our last look: open the new one
+                self._drop()
+                return fn(self._current().scoped(visible))
 
     def warm(self) -> None:
         """A throw-away search in the background (loads the model and the indexes before the first

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=60, ge=0, le=2000, description="characters of overlap")
     write_batch: int = Field(default=256, ge=1, le=100_000,
                              description="chunks written per Chroma call and manifest transaction, across files")
+    write_pause_ms: int = Field(default=50, ge=0, le=10_000,
+                                description="pause after each Chroma write call while a search of the same process runs: "
+                                            "Chroma holds Python's lock through a call, so a server's searches wait "
+                                            "behind an upload's writes without it")
     # every file is parsed in a child process with these limits (kb/ingest/sandbox.py); past one, that file fails
     parse_timeout_s: float = Field(default=60.0, gt=0, le=3600,
                                    description="seconds one file may take to parse (OCR pages excepted); past it the "

@@ -128,11 +128,11 @@ def compact(ix: Indexes) -> str:
     _drop_leftovers(client, s, keep=old.name)
     before = measure(ix)
     new_name = _next_name(s, old.name)
-    copied = copy_vectors(old, open_collection(s.chroma_dir, s.chroma_url, new_name))
+    copied = copy_vectors(old, open_collection(s.chroma_dir, s.chroma_url, new_name), s.write_pause_ms)
     with ix.manifest:  # the commit point: from here on every reader opens the copy
         ix.manifest.set_meta(pointer_key(s), new_name)
         ix.manifest.set_meta(DELETED_VECTORS, "0")
-    ix.vectors = VectorStore(open_collection(s.chroma_dir, s.chroma_url, new_name))
+    ix.vectors = VectorStore(open_collection(s.chroma_dir, s.chroma_url, new_name), s.write_pause_ms)
     client.delete_collection(old.name)
     bm25_files.touch(s.bm25_dir)  # readers in every process reopen the store (they look at the BM25 marker)
     line = (f"compacted the vector store: {copied} live vectors kept, {before.dead} deleted ones dropped "

@@ -61,7 +61,7 @@ def deleted_vectors(manifest: Manifest) -> int:
 
 def open_indexes(settings: Settings) -> Indexes:
     settings.home.mkdir(parents=True, exist_ok=True)
-    return Indexes(Manifest(settings.manifest_path), VectorStore(collection_for(settings)), settings)
+    return Indexes(Manifest(settings.manifest_path), VectorStore(collection_for(settings), settings.write_pause_ms), settings)
 
 
 def remove_document(ix: Indexes, doc_id: str) -> list[str]:
