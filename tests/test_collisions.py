@@ -14,7 +14,8 @@ from kb.ingest.pipeline import ingest
 from kb.settings import Settings
 from tests.utils import KEY, make_client, wait_for
 
-PAPER = "# 沁水盆地煤层气排采制度研究\n\n## 1. 排采\n" + "煤层气井排采要控制井底流压缓慢下降，避免煤粉产出。" * 40 + "\n"
+PAPER = "# 沁水盆地煤层气排采制度研究\n\n## 1. 排采\n" + "".join(f"第{i}口煤层气井排采要控制井底流压缓慢下降，避免煤粉产出。"
+                                                           for i in range(40)) + "\n"
 NEED = {"id": "N-7", "kind": "need", "title": "集输管线漏气发现太晚", "description": "希望对管线实时监测，一有漏气就报警。",
         "field": "储运液化", "trl": 6}
 

@@ -57,3 +57,20 @@ def test_fold_equals_nfkc_then_lower_on_real_and_odd_text() -> None:
     assert len(texts) > 500
     for t in texts:
         assert fold(t) == unicodedata.normalize("NFKC", t).lower(), t
+
+
+def test_a_document_keeps_one_chunk_per_distinct_text() -> None:
+    """A cell of 200,000 "x" made ~670 identical vectors that trapped Chroma's HNSW search (a dense query then
+    missed the one passage it matched); repeated chunks of one document are written once, in order."""
+    from kb.ingest.chunk import chunk_document
+    from kb.models import Document, Section
+
+    cell = "x" * 200_000
+    doc = Document("1", "project", "名单", "rows.csv", [Section(cell, ("name",)), Section("井底流压缓慢下降。", ("note",)),
+                                                         Section(cell, ("name",))])
+    chunks = chunk_document(doc, 300, 60)
+    assert len({c.embed_text for c in chunks}) == len(chunks) < 5
+    assert [c.ord for c in chunks] == list(range(len(chunks)))
+    assert any("井底流压" in c.text for c in chunks)
+    same_words_other_heading = Document("2", "paper", "t", "t.md", [Section("同一句话。", ("一",)), Section("同一句话。", ("二",))])
+    assert len(chunk_document(same_words_other_heading, 300, 60)) == 2  # its heading is part of what is embedded

@@ -124,12 +124,20 @@ def embed_text(doc: Document, section: Section, label: str, text: str) -> str:
 
 
 def chunk_document(doc: Document, size: int, overlap: int) -> list[Chunk]:
-    """Chunks of a document; the heading path goes into the embedded text as context."""
+    """Chunks of a document; the heading path goes into the embedded text as context.
+
+    A chunk whose embedded text the document already has is left out: it adds nothing to either index, and
+    hundreds of identical vectors (a table cell of 200,000 "x", a repeated row) trap Chroma's HNSW search
+    among themselves, so that a dense query missed a passage whose similarity was 0.39 for ones at 0.0."""
     chunks: list[Chunk] = []
+    seen: set[str] = set()
     for section in doc.sections:
         label = section_label(doc, section)
         for text in pack(section.text, size, overlap):
             embedded = embed_text(doc, section, label, text)
+            if embedded in seen:
+                continue
+            seen.add(embedded)
             cid = content_hash(doc.doc_id, str(len(chunks)), embedded)
             chunks.append(Chunk(cid, doc.doc_id, len(chunks), text, embedded, label, section.page,
                                 section.ocr, section.lookup))
