@@ -272,7 +272,10 @@ def test_ten_megabyte_file_and_one_megabyte_line(tmp_path: Path, kb_home: Path) 
     body = "\n".join(f"{n:06d}{para}" for n in range(10 * 1024 * 1024 // len(para.encode())))
     big.write_text("大文件\n\n" + body + "\n末尾标记：寿阳区块二氧化碳驱替试验。", encoding="utf-8")
     line = tmp_path / "line.txt"
-    line.write_text(("一行到底的排采记录" * 120_000)[:340_000] + "单行末尾：樊庄压裂返排液处理。", encoding="utf-8")
+    # numbered, so that no two 4000-character pieces are alike (a document keeps one chunk per distinct text)
+    zh = str.maketrans("0123456789", "〇一二三四五六七八九")  # numbered in CJK digits: still 3 bytes a character
+    line.write_text("".join(f"第{str(i).translate(zh)}段一行到底的排采记录" for i in range(30_000))[:340_000]
+                    + "单行末尾：樊庄压裂返排液处理。", encoding="utf-8")
     assert big.stat().st_size > 10_000_000 and line.stat().st_size > 1_000_000 and "\n" not in line.read_text()
     s = Settings(home=kb_home, chunk_size=4000, chunk_overlap=100)
     start = time.monotonic()
