@@ -44,7 +44,6 @@ class MCPEndpoint:
 
     def __init__(self, build: Callable[[], KBServer]) -> None:
         self._build = build
-        self.server: KBServer | None = None
         self._transport: StreamableHTTPASGIApp | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
         self._starting: anyio.Lock | None = None
@@ -62,12 +61,12 @@ class MCPEndpoint:
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         _VISIBLE.set(PUBLIC_ONLY)  # this task copied the first caller's context: it must not keep their access
-        self.server = self._build()
+        server = self._build()
         # no DNS-rebinding check: the endpoint takes the same keys as the REST API, which has none either,
         # and the SDK's default would refuse every Host but 127.0.0.1 / localhost
-        self.server.streamable_http_app(stateless_http=True, json_response=True,
+        server.streamable_http_app(stateless_http=True, json_response=True,
                                         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-        manager = self.server.session_manager
+        manager = server.session_manager
         async with manager.run():
             self._transport = StreamableHTTPASGIApp(manager)
             task_status.started()

@@ -123,6 +123,13 @@ _READERS = [0]  # searches running in this process (``reading``); writes pause f
 _READERS_LOCK = threading.Lock()
 
 
+def _pause_for_readers(seconds: float) -> None:
+    """After a write call, while a search of this process runs, let it have the GIL: it got only one slice per
+    Chroma call otherwise, and took 7-16 s during a 5,000-passage upload (KB_WRITE_PAUSE_MS)."""
+    if seconds and _READERS[0]:
+        time.sleep(seconds)
+
+
 @contextmanager
 def reading() -> Iterator[None]:
     """Mark a search running in this process, so that writes in other threads pause between Chroma calls."""
@@ -217,12 +224,6 @@ class VectorStore:
         self._collection = collection
         self._pause_s = pause_ms / 1000
 
-    def _breathe(self) -> None:
-        """While a search of this process runs, let it have the GIL after each write call: it got only one slice
-        per call otherwise, and took 7-16 s during a 5,000-passage upload (KB_WRITE_PAUSE_MS)."""
-        if self._pause_s and _READERS[0]:
-            time.sleep(self._pause_s)
-
     @property
     def collection(self) -> Any:
         return self._collection
@@ -239,7 +240,7 @@ class VectorStore:
                 self._collection.upsert(ids=ids[s : s + _BATCH], embeddings=vecs[s : s + _BATCH],
                                         metadatas=[_flat(m) for m in metas[s : s + _BATCH]],
                                         documents=texts[s : s + _BATCH])
-            self._breathe()
+            _pause_for_readers(self._pause_s)
 
     def present_ids(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` Chroma holds (fetched by id, not counted)."""
@@ -253,7 +254,7 @@ class VectorStore:
         for s in range(0, len(ids), _BATCH):
             with _reachable(""):
                 self._collection.delete(ids=ids[s : s + _BATCH])
-            self._breathe()
+            _pause_for_readers(self._pause_s)
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
         """Top-k (chunk id, cosine similarity), optionally restricted by a Chroma ``where``."""
@@ -278,15 +279,14 @@ class VectorStore:
 
 def copy_vectors(src: Any, dst: Any, pause_ms: int = 0) -> int:
     """Every vector of collection ``src`` (with its metadata and text) into ``dst``; returns how many. ``pause_ms``
-    after each batch, as for writes (VectorStore._breathe): a server compacts while it answers searches."""
+    after each batch while a search runs, as for writes: a server compacts while it answers searches."""
     with _reachable(""):
         ids = src.get(include=[])["ids"]
         for s in range(0, len(ids), _BATCH):
             part = src.get(ids=ids[s : s + _BATCH], include=["embeddings", "metadatas", "documents"])
             dst.upsert(ids=part["ids"], embeddings=part["embeddings"], metadatas=part["metadatas"],
                        documents=part["documents"])
-            if pause_ms and _READERS[0]:
-                time.sleep(pause_ms / 1000)
+            _pause_for_readers(pause_ms / 1000)
         copied = int(dst.count())
     if copied != len(ids):
         raise KBError(f"copying the vector store kept {copied} of {len(ids)} vectors; the original stays in use")
